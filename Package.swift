@@ -1,0 +1,96 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings shared by every target: Swift 6 language mode plus the upcoming
+/// features we want everywhere.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "georep",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "georep", targets: ["georep"]),
+        .library(name: "GeorepKafka", targets: ["GeorepKafka"]),
+        .library(name: "GeorepModel", targets: ["GeorepModel"]),
+        .library(name: "GeorepStore", targets: ["GeorepStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // librdkafka from Debian's librdkafka-dev, found through pkg-config.
+        .systemLibrary(
+            name: "CRDKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // The Kafka layer: the only module that touches librdkafka's C types.
+        .target(
+            name: "GeorepKafka",
+            dependencies: [
+                "CRDKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Pure values: HLC, change events and their codec, merge rules, configuration.
+        .target(
+            name: "GeorepModel",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Stores: apply a batch of events and their source offsets in one transaction.
+        .target(
+            name: "GeorepStore",
+            dependencies: [
+                "GeorepModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `georep` command.
+        .executableTarget(
+            name: "georep",
+            dependencies: [
+                "GeorepKafka",
+                "GeorepModel",
+                "GeorepStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GeorepKafkaTests",
+            dependencies: ["GeorepKafka"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GeorepModelTests",
+            dependencies: [
+                "GeorepModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GeorepStoreTests",
+            dependencies: [
+                "GeorepStore",
+                "GeorepModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+// The Kafka layer. See the type files in this folder.

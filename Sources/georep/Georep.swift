@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Georep: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "georep",
+        abstract: "Keeps a database's rows synchronized across regions through Kafka."
+    )
+}
