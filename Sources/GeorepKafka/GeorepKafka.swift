@@ -1,1 +1,0 @@
-// The Kafka layer. See the type files in this folder.

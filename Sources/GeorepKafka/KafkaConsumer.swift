@@ -1,0 +1,374 @@
+internal import CRDKafka
+import Dispatch
+import Foundation
+public import Logging
+import Synchronization
+
+/// Consumes records from Kafka through librdkafka.
+///
+/// Two ways to get partitions: ``assign(_:)`` names partitions and start offsets explicitly
+/// (georep's applier, whose positions live in its store); ``subscribe(topics:)`` joins the
+/// consumer group of ``KafkaConsumerConfiguration/groupID`` and lets Kafka split the partitions
+/// between its members, with ``RebalanceHandlers`` told of every change.
+///
+/// ``poll(maxMessages:timeout:)`` returns a batch of whatever has arrived. Blocking librdkafka
+/// calls run on Dispatch threads of the consumer, never on Swift's cooperative pool. Close with
+/// ``close()``; nothing happens in `deinit`.
+public final class KafkaConsumer: Sendable {
+    /// Hooks run when the group changes this consumer's partitions. They run on the consumer's
+    /// polling thread, inside ``poll(maxMessages:timeout:)`` or ``close()``, and may block briefly
+    /// (commit, read a store).
+    public struct RebalanceHandlers: Sendable {
+        /// Called with newly assigned partitions; returns start positions for some of them
+        /// (others start at the group's committed offset).
+        public var onAssign: @Sendable ([TopicPartition]) -> [TopicPartition: KafkaOffset]
+        /// Called with partitions about to be taken away: commit what was processed now.
+        public var onRevoke: @Sendable ([TopicPartition]) -> Void
+
+        /// Hooks that do nothing.
+        public init(
+            onAssign: @escaping @Sendable ([TopicPartition]) -> [TopicPartition: KafkaOffset] = { _ in [:] },
+            onRevoke: @escaping @Sendable ([TopicPartition]) -> Void = { _ in }
+        ) {
+            self.onAssign = onAssign
+            self.onRevoke = onRevoke
+        }
+    }
+
+    private let client: RDKafkaClient
+    private nonisolated(unsafe) let consumerQueue: OpaquePointer
+    private let rebalancer: Rebalancer
+    /// Serial: polls and the close that must follow the last poll.
+    private let pollQueue = DispatchQueue(label: "georep.kafka.consumer.poll")
+    private let pendingError = Mutex<KafkaError?>(nil)
+    private let isClosed = Atomic<Bool>(false)
+    private let logger: Logger
+
+    /// Creates a consumer. It takes no partitions until ``assign(_:)`` or ``subscribe(topics:)``.
+    ///
+    /// - Throws: ``KafkaError`` naming a configuration property librdkafka rejects.
+    public init(
+        configuration: KafkaConsumerConfiguration,
+        logger: Logger,
+        rebalance: RebalanceHandlers = RebalanceHandlers()
+    ) throws(KafkaError) {
+        let rebalancer = Rebalancer(handlers: rebalance, logger: logger)
+        self.rebalancer = rebalancer
+        self.logger = logger
+        client = try RDKafkaClient(
+            type: RD_KAFKA_CONSUMER,
+            properties: configuration.librdkafkaProperties,
+            events: RD_KAFKA_EVENT_OFFSET_COMMIT,
+            logger: logger
+        ) { conf in
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalancer).toOpaque())
+            rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        }
+        consumerQueue = rd_kafka_queue_get_consumer(client.handle)
+        client.startPolling { [logger] event in
+            guard rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT else { return }
+            let err = rd_kafka_event_error(event)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.warning("offset commit failed: \(KafkaError(err))")
+            }
+        }
+    }
+
+    // MARK: - Partitions
+
+    /// Joins the group and consumes `topics`; Kafka splits their partitions among the members.
+    public func subscribe(topics: [String]) throws(KafkaError) {
+        let list = RDKafkaTopicPartitionList.make(topics.map { TopicPartition(topic: $0, partition: RD_KAFKA_PARTITION_UA) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_subscribe(client.handle, list), "cannot subscribe to \(topics)")
+    }
+
+    /// Replaces the assignment with exactly `partitions`, each starting at its offset
+    /// (``KafkaOffset/stored`` for the group's committed offset).
+    public func assign(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+        try RDKafkaTopicPartitionList.with(partitions) { list throws(KafkaError) in
+            try KafkaError.check(rd_kafka_assign(client.handle, list), "cannot assign \(partitions)")
+        }
+        rebalancer.setAssignment(partitions.map(\.topicPartition))
+    }
+
+    /// The partitions currently assigned to this consumer.
+    public var assignment: [TopicPartition] { rebalancer.assignment.sorted() }
+
+    /// Moves the position of assigned partitions; the next poll returns records from there.
+    public func seek(_ positions: [TopicPartitionOffset], timeout: Duration = .seconds(5)) async throws(KafkaError) {
+        let client = client
+        try await runBlocking { () throws(KafkaError) in
+            try RDKafkaTopicPartitionList.with(positions) { list throws(KafkaError) in
+                try KafkaError.check(rd_kafka_seek_partitions(client.handle, list, timeout.milliseconds), "cannot seek \(positions)")
+                _ = try RDKafkaTopicPartitionList.readChecked(list, "cannot seek")
+            }
+        }
+    }
+
+    /// Stops fetching `partitions` until ``resume(_:)``; their position is kept.
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        let list = RDKafkaTopicPartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_pause_partitions(client.handle, list), "cannot pause \(partitions)")
+        _ = try RDKafkaTopicPartitionList.readChecked(list, "cannot pause")
+    }
+
+    /// Fetches `partitions` again after ``pause(_:)``.
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        let list = RDKafkaTopicPartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_resume_partitions(client.handle, list), "cannot resume \(partitions)")
+        _ = try RDKafkaTopicPartitionList.readChecked(list, "cannot resume")
+    }
+
+    // MARK: - Polling
+
+    /// Returns the records that have arrived, at most `maxMessages`, waiting up to `timeout`
+    /// for the first one. Returns an empty batch when nothing arrived.
+    ///
+    /// - Throws: a consumer error such as ``KafkaError/Code/offsetOutOfRange`` or
+    ///   ``KafkaError/Code/autoOffsetReset`` (records lost to retention), after the records
+    ///   that came before it were returned by the previous call.
+    public func poll(maxMessages: Int = 1000, timeout: Duration = .milliseconds(100)) async throws(KafkaError) -> [KafkaMessage] {
+        if let error = pendingError.withLock({ $0.take() }) { throw error }
+        return try await runBlocking(on: pollQueue) { [self] () throws(KafkaError) in
+            try pollBlocking(maxMessages: maxMessages, timeout: timeout)
+        }
+    }
+
+    private func pollBlocking(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
+        if isClosed.load(ordering: .relaxed) { throw KafkaError(code: .state, message: "consumer is closed") }
+        var raw = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
+        let generation = rebalancer.generation
+        let count = rd_kafka_consume_batch_queue(consumerQueue, timeout.milliseconds, &raw, maxMessages)
+        if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "poll failed") }
+        // A rebalance served inside this call (it yields right after) makes the records
+        // fetched before it stale for partitions that are no longer ours.
+        let current = rebalancer.generation == generation ? nil : rebalancer.assignment
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(count)
+        var topicNames: [OpaquePointer: String] = [:]
+        for message in raw[0..<count] {
+            let message = message!
+            defer { rd_kafka_message_destroy(message) }
+            let topic = message.pointee.rkt.map { rkt in
+                topicNames[rkt] ?? {
+                    let name = String(cString: rd_kafka_topic_name(rkt))
+                    topicNames[rkt] = name
+                    return name
+                }()
+            } ?? ""
+            let err = message.pointee.err
+            if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                messages.append(KafkaMessage(
+                    topic: topic, partition: message.pointee.partition, offset: message.pointee.offset,
+                    key: nil, value: nil, isPartitionEOF: true
+                ))
+                continue
+            }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let error = KafkaError(
+                    err,
+                    context: "consuming \(topic)[\(message.pointee.partition)] at offset \(message.pointee.offset)"
+                        + (message.pointee.payload.map { ": " + String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "")
+                )
+                logger.error("\(error)")
+                pendingError.withLock { if $0 == nil { $0 = error } }
+                break
+            }
+            if let current, !current.contains(TopicPartition(topic: topic, partition: message.pointee.partition)) {
+                continue
+            }
+            messages.append(Self.makeMessage(message, topic: topic))
+        }
+        if messages.isEmpty, let error = pendingError.withLock({ $0.take() }) { throw error }
+        return messages
+    }
+
+    private static func makeMessage(_ message: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
+        let m = message.pointee
+        let key = m.key.map { Data(bytes: $0, count: m.key_len) }
+        let value = m.payload.map { Data(bytes: $0, count: m.len) }
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer?
+        if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var bytes: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append(KafkaHeader(name: String(cString: name!), value: bytes.map { Data(bytes: $0, count: size) }))
+                index += 1
+            }
+        }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+        return KafkaMessage(
+            topic: topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: headers,
+            timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp
+        )
+    }
+
+    // MARK: - Offsets
+
+    /// Commits `positions` to the group and waits for the broker's answer. Each offset is the
+    /// next record to read (the last processed offset + 1), as Kafka defines it.
+    public func commit(_ positions: [TopicPartitionOffset]) async throws(KafkaError) {
+        let client = client
+        try await runBlocking { () throws(KafkaError) in
+            try RDKafkaTopicPartitionList.with(positions) { list throws(KafkaError) in
+                try KafkaError.check(rd_kafka_commit(client.handle, list, 0), "cannot commit \(positions)")
+                _ = try RDKafkaTopicPartitionList.readChecked(list, "cannot commit")
+            }
+        }
+    }
+
+    /// Sends a commit of `positions` without waiting for it; a failure is logged.
+    public func commitAsync(_ positions: [TopicPartitionOffset]) throws(KafkaError) {
+        try RDKafkaTopicPartitionList.with(positions) { list throws(KafkaError) in
+            try KafkaError.check(rd_kafka_commit(client.handle, list, 1), "cannot commit \(positions)")
+        }
+    }
+
+    /// The group's committed offsets of `partitions`; ``KafkaOffset/invalid`` where nothing
+    /// was committed.
+    public func committedOffsets(
+        for partitions: [TopicPartition], timeout: Duration = .seconds(5)
+    ) async throws(KafkaError) -> [TopicPartition: KafkaOffset] {
+        let client = client
+        return try await runBlocking { () throws(KafkaError) in
+            try RDKafkaTopicPartitionList.with(partitions.map { TopicPartitionOffset($0, offset: .invalid) }) { list throws(KafkaError) in
+                try KafkaError.check(rd_kafka_committed(client.handle, list, timeout.milliseconds), "cannot read committed offsets")
+                let elements = try RDKafkaTopicPartitionList.readChecked(list, "cannot read committed offset of")
+                return Dictionary(elements.map { ($0.topicPartition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            }
+        }
+    }
+
+    /// Asks the partition's leader for its low and high watermarks.
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(5)) async throws(KafkaError) -> KafkaWatermarks {
+        let client = client
+        return try await runBlocking { () throws(KafkaError) in
+            var low: Int64 = -1
+            var high: Int64 = -1
+            try KafkaError.check(
+                rd_kafka_query_watermark_offsets(client.handle, topic, partition, &low, &high, timeout.milliseconds),
+                "cannot read watermarks of \(topic)[\(partition)]"
+            )
+            return KafkaWatermarks(low: low, high: high)
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Leaves the group (running the revoke hook), stops fetching and destroys the handle.
+    /// Waits for a poll in progress to return first.
+    ///
+    /// - Important: call exactly once, after the last poll.
+    public func close() async {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        try? await runBlocking(on: pollQueue) { [self] in
+            rd_kafka_queue_destroy(consumerQueue)
+            let err = rd_kafka_consumer_close(client.handle)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("closing consumer: \(KafkaError(err))") }
+            client.destroy()
+        }
+    }
+}
+
+/// Keeps the assignment and runs the rebalance hooks; reached from librdkafka's rebalance
+/// callback through the configuration's opaque pointer.
+private final class Rebalancer: @unchecked Sendable {
+    let handlers: KafkaConsumer.RebalanceHandlers
+    let logger: Logger
+    private let state = Mutex<(assignment: Set<TopicPartition>, generation: UInt64)>(([], 0))
+
+    init(handlers: KafkaConsumer.RebalanceHandlers, logger: Logger) {
+        self.handlers = handlers
+        self.logger = logger
+    }
+
+    var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    func setAssignment(_ partitions: [TopicPartition]) {
+        state.withLock {
+            $0.assignment = Set(partitions)
+            $0.generation += 1
+        }
+    }
+
+    /// Runs on the thread that polls the consumer (inside `rd_kafka_consume_batch_queue` or
+    /// `rd_kafka_consumer_close`).
+    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: RDKafkaTopicPartitionList.Pointer) {
+        let partitions = RDKafkaTopicPartitionList.read(list).map(\.0.topicPartition)
+        let isCooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            let starts = handlers.onAssign(partitions)
+            if !starts.isEmpty, let elems = list.pointee.elems {
+                for i in 0..<Int(list.pointee.cnt) {
+                    let tp = TopicPartition(topic: String(cString: elems[i].topic), partition: elems[i].partition)
+                    if let start = starts[tp] { elems[i].offset = start.rawValue }
+                }
+            }
+            if isCooperative {
+                if let error = rd_kafka_incremental_assign(rk, list) {
+                    logger.error("incremental assign failed: \(KafkaError(consuming: error))")
+                }
+            } else {
+                let result = rd_kafka_assign(rk, list)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR { logger.error("assign failed: \(KafkaError(result))") }
+            }
+            state.withLock {
+                $0.assignment.formUnion(partitions)
+                $0.generation += 1
+            }
+            logger.info("assigned \(partitions.count) partitions", metadata: ["partitions": "\(partitions.sorted())"])
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            handlers.onRevoke(partitions)
+            if isCooperative {
+                if let error = rd_kafka_incremental_unassign(rk, list) {
+                    logger.error("incremental unassign failed: \(KafkaError(consuming: error))")
+                }
+                state.withLock {
+                    $0.assignment.subtract(partitions)
+                    $0.generation += 1
+                }
+            } else {
+                rd_kafka_assign(rk, nil)
+                state.withLock {
+                    $0.assignment = []
+                    $0.generation += 1
+                }
+            }
+            logger.info("revoked \(partitions.count) partitions")
+        default:
+            logger.error("rebalance failed: \(KafkaError(err)); dropping the assignment")
+            rd_kafka_assign(rk, nil)
+            state.withLock {
+                $0.assignment = []
+                $0.generation += 1
+            }
+        }
+        // Make the poll in progress return now, so that no record fetched before this
+        // rebalance is mixed with those after it.
+        rd_kafka_yield(rk)
+    }
+}
+
+private let rebalanceCallback: @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+) -> Void = { rk, err, list, opaque in
+    guard let rk, let list, let opaque else { return }
+    Unmanaged<Rebalancer>.fromOpaque(opaque).takeUnretainedValue().rebalance(rk, err, list)
+}
+
+extension Optional {
+    /// Returns the wrapped value and leaves nil behind.
+    fileprivate mutating func take() -> Wrapped? {
+        defer { self = nil }
+        return self
+    }
+}

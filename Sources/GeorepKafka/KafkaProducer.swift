@@ -1,0 +1,270 @@
+internal import CRDKafka
+import Dispatch
+import Foundation
+public import Logging
+import Synchronization
+
+/// Produces records to Kafka through librdkafka.
+///
+/// Idempotent with `acks=all` by default. Two ways to send:
+/// - ``send(_:)`` awaits the record's delivery report (the writer's path: a write is
+///   acknowledged only once Kafka has it);
+/// - ``enqueue(_:)`` returns as soon as librdkafka has queued the record; reports arrive in
+///   bulk through the `onDeliveryReports` handler (the high-throughput path).
+///
+/// Both wait, without blocking a thread, while librdkafka's bounded local queue is full.
+/// Close with ``close(timeout:)``; nothing happens in `deinit`.
+public final class KafkaProducer: Sendable {
+    /// Receives delivery reports of records sent with ``enqueue(_:)``, in batches, on the
+    /// producer's poller thread: keep it short and non-blocking.
+    public typealias DeliveryReportHandler = @Sendable ([KafkaDeliveryReport]) -> Void
+
+    private typealias Continuation = CheckedContinuation<KafkaDeliveryReport, Never>
+
+    private enum Slot {
+        case awaiting(Continuation)
+        case arrived(KafkaDeliveryReport)
+    }
+
+    private struct State {
+        var nextID: UInt = 0
+        var slots: [UInt: Slot] = [:]
+        /// Bumped on every batch of delivery reports: queue space may have been freed.
+        var reportGeneration: UInt64 = 0
+        var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+        var isClosed = false
+    }
+
+    private let client: RDKafkaClient
+    private let state = Mutex(State())
+    private let onDeliveryReports: DeliveryReportHandler?
+    private let logger: Logger
+
+    /// Creates a producer and connects it to the cluster.
+    ///
+    /// - Throws: ``KafkaError`` naming a configuration property librdkafka rejects.
+    public init(
+        configuration: KafkaProducerConfiguration,
+        logger: Logger,
+        onDeliveryReports: DeliveryReportHandler? = nil
+    ) throws(KafkaError) {
+        self.logger = logger
+        self.onDeliveryReports = onDeliveryReports
+        client = try RDKafkaClient(
+            type: RD_KAFKA_PRODUCER,
+            properties: configuration.librdkafkaProperties,
+            events: RD_KAFKA_EVENT_DR,
+            logger: logger
+        )
+        client.startPolling { [self] event in
+            if rd_kafka_event_type(event) == RD_KAFKA_EVENT_DR { handleDeliveryReports(event) }
+        }
+    }
+
+    /// Produces `record` and waits for Kafka's acknowledgement.
+    ///
+    /// - Returns: the delivery report; its ``KafkaDeliveryReport/error`` says why the record
+    ///   was not delivered (for example a message time-out).
+    /// - Throws: when the record could not be queued (unknown partition, producer closed,
+    ///   a fatal error).
+    public func send(_ record: KafkaRecord) async throws(KafkaError) -> KafkaDeliveryReport {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await produce(record, id: id)
+        return await withCheckedContinuation { (continuation: Continuation) in
+            let arrived: KafkaDeliveryReport? = state.withLock { state in
+                if case .arrived(let report) = state.slots.removeValue(forKey: id) { return report }
+                state.slots[id] = .awaiting(continuation)
+                return nil
+            }
+            if let arrived { continuation.resume(returning: arrived) }
+        }
+    }
+
+    /// Queues `record` for delivery and returns; its report goes to the `onDeliveryReports`
+    /// handler (or, for a failure without a handler, to the log).
+    ///
+    /// - Throws: when the record could not be queued.
+    public func enqueue(_ record: KafkaRecord) async throws(KafkaError) {
+        try await produce(record, id: 0)
+    }
+
+    /// Records queued locally or in flight, not yet acknowledged.
+    public var inFlightCount: Int { Int(rd_kafka_outq_len(client.handle)) }
+
+    /// Waits until every queued record has its delivery report, at most `timeout`.
+    ///
+    /// - Throws: ``KafkaError/Code/timedOut`` with the number still in flight.
+    public func flush(timeout: Duration) async throws(KafkaError) {
+        let client = client
+        try await runBlocking { () throws(KafkaError) in
+            let err = rd_kafka_flush(client.handle, timeout.milliseconds)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(
+                    code: KafkaError.Code(rawValue: err.rawValue),
+                    message: "flush timed out with \(rd_kafka_outq_len(client.handle)) records still in flight",
+                    isRetriable: true
+                )
+            }
+        }
+    }
+
+    /// Stops taking records, flushes for at most `timeout`, fails what is still undelivered
+    /// (purged, reported with an error), and destroys the librdkafka handle.
+    ///
+    /// - Important: call exactly once, after the last send.
+    public func close(timeout: Duration = .seconds(10)) async {
+        state.withLock { $0.isClosed = true }
+        do {
+            try await flush(timeout: timeout)
+        } catch {
+            logger.error("closing producer: \(error); purging the rest")
+            rd_kafka_purge(client.handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+            try? await flush(timeout: .seconds(1))
+        }
+        let client = client
+        try? await runBlocking { client.destroy() }
+        // Anything still awaited now has no report coming.
+        let (orphans, waiters) = state.withLock { state in
+            let orphans = state.slots.values.compactMap { slot -> Continuation? in
+                if case .awaiting(let continuation) = slot { return continuation }
+                return nil
+            }
+            state.slots.removeAll()
+            defer { state.spaceWaiters.removeAll() }
+            return (orphans, state.spaceWaiters)
+        }
+        let report = KafkaDeliveryReport(
+            topic: "", partition: -1, offset: -1,
+            error: KafkaError(code: .destroyed, message: "producer closed before delivery")
+        )
+        orphans.forEach { $0.resume(returning: report) }
+        waiters.forEach { $0.resume() }
+    }
+
+    // MARK: - Producing
+
+    /// Hands `record` to librdkafka, waiting for queue space when the local queue is full.
+    private func produce(_ record: KafkaRecord, id: UInt) async throws(KafkaError) {
+        while true {
+            let generation = try state.withLock { state throws(KafkaError) in
+                if state.isClosed { throw KafkaError(code: .state, message: "producer is closed") }
+                return state.reportGeneration
+            }
+            let err = produceOnce(record, id: id)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                await waitForQueueSpace(since: generation)
+                continue
+            }
+            if let fatal = client.fatalError { throw fatal }
+            throw KafkaError(err, context: "cannot produce to \(record.topic)")
+        }
+    }
+
+    private func produceOnce(_ record: KafkaRecord, id: UInt) -> rd_kafka_resp_err_t {
+        var headers: OpaquePointer?
+        if !record.headers.isEmpty {
+            headers = rd_kafka_headers_new(record.headers.count)
+            for header in record.headers {
+                if let value = header.value {
+                    _ = value.withUnsafeBytes { rd_kafka_header_add(headers, header.name, -1, $0.baseAddress, $0.count) }
+                } else {
+                    rd_kafka_header_add(headers, header.name, -1, nil, 0)
+                }
+            }
+        }
+        let opaque = UnsafeMutableRawPointer(bitPattern: id)
+        let err = withOptionalBytes(record.key) { key, keyLength in
+            withOptionalBytes(record.value) { value, valueLength in
+                georep_produce(
+                    client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
+                    key, keyLength, value, valueLength, headers, opaque
+                )
+            }
+        }
+        // On success librdkafka owns the headers; on failure they are still ours.
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR, let headers { rd_kafka_headers_destroy(headers) }
+        return err
+    }
+
+    /// Waits until a batch of delivery reports arrived after `generation` (and so may have
+    /// freed queue space). Returns at once when one already has.
+    private func waitForQueueSpace(since generation: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let isStale = state.withLock { state in
+                guard state.reportGeneration == generation, !state.isClosed else { return true }
+                state.spaceWaiters.append(continuation)
+                return false
+            }
+            if isStale { continuation.resume() }
+        }
+    }
+
+    // MARK: - Delivery reports (poller thread)
+
+    private func handleDeliveryReports(_ event: OpaquePointer) {
+        var messages = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 1024)
+        var resumed: [(Continuation, KafkaDeliveryReport)] = []
+        var bulk: [KafkaDeliveryReport] = []
+        var topicNames: [OpaquePointer: String] = [:]
+        while true {
+            let count = rd_kafka_event_message_array(event, &messages, messages.count)
+            if count == 0 { break }
+            let reports = messages[0..<count].map { message -> (UInt, KafkaDeliveryReport) in
+                let message = message!.pointee
+                let rkt = message.rkt!
+                let topic = topicNames[rkt] ?? {
+                    let name = String(cString: rd_kafka_topic_name(rkt))
+                    topicNames[rkt] = name
+                    return name
+                }()
+                let error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR
+                    ? nil : KafkaError(message.err, context: "delivery to \(topic) failed")
+                let id = UInt(bitPattern: message._private)
+                return (id, KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset, error: error))
+            }
+            state.withLock { state in
+                for (id, report) in reports {
+                    if id == 0 {
+                        bulk.append(report)
+                    } else if case .awaiting(let continuation) = state.slots.removeValue(forKey: id) {
+                        resumed.append((continuation, report))
+                    } else {
+                        state.slots[id] = .arrived(report)
+                    }
+                }
+            }
+        }
+        let waiters = state.withLock { state in
+            state.reportGeneration &+= 1
+            defer { state.spaceWaiters.removeAll() }
+            return state.spaceWaiters
+        }
+        waiters.forEach { $0.resume() }
+        for (continuation, report) in resumed { continuation.resume(returning: report) }
+        if let onDeliveryReports {
+            if !bulk.isEmpty { onDeliveryReports(bulk) }
+        } else if let failed = bulk.first(where: { $0.error != nil }) {
+            let failures = bulk.count { $0.error != nil }
+            logger.error("\(failures) records were not delivered; first: \(failed.error!)")
+        }
+    }
+}
+
+/// Calls `body` with the bytes of `data` (nil pointer and 0 for nil).
+private func withOptionalBytes<T>(_ data: Data?, _ body: (UnsafeRawPointer?, Int) -> T) -> T {
+    guard let data else { return body(nil, 0) }
+    return data.withUnsafeBytes { body($0.baseAddress, $0.count) }
+}
+
+extension Duration {
+    /// Whole milliseconds, clamped to the `Int32` range librdkafka's time-outs take.
+    var milliseconds: Int32 {
+        let (seconds, attoseconds) = components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: ms)
+    }
+}
