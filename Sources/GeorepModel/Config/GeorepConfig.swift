@@ -1,0 +1,140 @@
+/// How regions share writes.
+public enum Topology: String, Sendable, Hashable, CaseIterable {
+    /// Every region accepts writes.
+    case activeActive = "active-active"
+    /// Writes go to the primary region.
+    case singlePrimary = "single-primary"
+}
+
+/// Where a region's node keeps its store.
+public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
+    /// An SQLite file (`sqlite:PATH`).
+    case sqlite(path: String)
+    /// A PostgreSQL database (`postgres://...` or `postgresql://...`).
+    case postgres(url: String)
+
+    /// Parses `sqlite:PATH` or a `postgres://` URL; nil for anything else.
+    public init?(parsing text: String) {
+        if text.hasPrefix("sqlite:") {
+            let path = String(text.dropFirst("sqlite:".count))
+            guard !path.isEmpty else { return nil }
+            self = .sqlite(path: path)
+        } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            self = .postgres(url: text)
+        } else {
+            return nil
+        }
+    }
+
+    /// The configuration form (a PostgreSQL URL may hold a password: keep it out of logs).
+    public var description: String {
+        switch self {
+        case let .sqlite(path): "sqlite:\(path)"
+        case let .postgres(url): url
+        }
+    }
+}
+
+/// A `host:port` endpoint.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// The host name or address.
+    public var host: String
+    /// The TCP port.
+    public var port: UInt16
+
+    /// Makes an endpoint.
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` (an IPv6 host in brackets); nil when malformed.
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    /// `host:port`.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// One region of the deployment.
+public struct RegionConfig: Sendable, Hashable {
+    /// The region id, e.g. `us-east-1`.
+    public var id: String
+    /// The bootstrap servers of this region's Kafka cluster.
+    public var kafka: String
+    /// Where this region's node serves HTTP.
+    public var http: HostPort
+    /// This region's store.
+    public var store: StoreLocation
+
+    /// Makes a region.
+    public init(id: String, kafka: String, http: HostPort, store: StoreLocation) {
+        self.id = id
+        self.kafka = kafka
+        self.http = http
+        self.store = store
+    }
+}
+
+/// The whole configuration file (SPEC §7).
+public struct GeorepConfig: Sendable, Hashable {
+    /// Default number of partitions of each change topic.
+    public static let defaultPartitions = 6
+    /// Default bound on how far a received HLC may be ahead of the local wall clock.
+    public static let defaultHLCMaxOffsetMillis: UInt64 = 60_000
+    /// Default time window within which concurrent writes from two regions count as a conflict.
+    public static let defaultConflictWindowMillis: UInt64 = 1_000
+
+    /// How regions share writes.
+    public var topology: Topology
+    /// The primary region (single-primary; optional in active-active).
+    public var primary: String?
+    /// The regions, in the order written.
+    public var regions: [RegionConfig]
+    /// The application tables, in the order written.
+    public var tables: [TableSchema] {
+        didSet { tableIndex = Self.index(tables) }
+    }
+    private var tableIndex: [String: Int]
+    /// Partitions of each change topic.
+    public var partitions: Int
+    /// Bound on how far a received HLC may be ahead of the local wall clock, in ms.
+    public var hlcMaxOffsetMillis: UInt64
+    /// Writes from two regions closer than this in physical time are recorded as conflicts.
+    public var conflictWindowMillis: UInt64
+
+    /// Makes a configuration; `GeorepConfig.parse(yaml:)` builds and validates one from a file.
+    public init(
+        topology: Topology, primary: String?, regions: [RegionConfig], tables: [TableSchema],
+        partitions: Int = defaultPartitions, hlcMaxOffsetMillis: UInt64 = defaultHLCMaxOffsetMillis,
+        conflictWindowMillis: UInt64 = defaultConflictWindowMillis
+    ) {
+        self.topology = topology
+        self.primary = primary
+        self.regions = regions
+        self.tables = tables
+        self.tableIndex = Self.index(tables)
+        self.partitions = partitions
+        self.hlcMaxOffsetMillis = hlcMaxOffsetMillis
+        self.conflictWindowMillis = conflictWindowMillis
+    }
+
+    /// The table named `name`, if declared.
+    public func table(named name: String) -> TableSchema? {
+        tableIndex[name].map { tables[$0] }
+    }
+
+    private static func index(_ tables: [TableSchema]) -> [String: Int] {
+        Dictionary(tables.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The region with id `id`, if declared.
+    public func region(id: String) -> RegionConfig? {
+        regions.first { $0.id == id }
+    }
+}

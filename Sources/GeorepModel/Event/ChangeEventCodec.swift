@@ -1,0 +1,146 @@
+public import Foundation
+
+/// Decodes change events from bytes and validates them against the configured tables.
+///
+/// Validation also normalizes: set elements become their canonical strings and integer
+/// values of `real` columns become doubles, so every region applies identical values.
+public struct ChangeEventCodec: Sendable {
+    /// The configuration whose tables are the schema registry.
+    public let config: GeorepConfig
+
+    /// Makes a codec for `config`.
+    public init(config: GeorepConfig) {
+        self.config = config
+    }
+
+    /// Decodes and validates one event.
+    ///
+    /// - Parameter wallClockMillis: the local wall clock; when given, an event whose HLC is more
+    ///   than `config.hlcMaxOffsetMillis` ahead of it is rejected as `.clockSkew`.
+    public func decode(_ bytes: Data, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
+        try validate(try Self.decodeUnvalidated(bytes), wallClockMillis: wallClockMillis)
+    }
+
+    /// Decodes an event's structure without looking at the configuration.
+    public static func decodeUnvalidated(_ bytes: Data) throws(EventRejection) -> ChangeEvent {
+        do {
+            return try JSONDecoder().decode(ChangeEvent.self, from: bytes)
+        } catch let rejection as EventRejection {
+            throw rejection
+        } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
+            throw .notJSON(context.debugDescription)
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw .schemaViolation(field: "(event)", problem: "an event must be a JSON object")
+        } catch {
+            throw .notJSON("the bytes are not a JSON document")
+        }
+    }
+
+    /// Encodes an event as JSON bytes.
+    public func encode(_ event: ChangeEvent) -> Data {
+        event.encodedJSON()
+    }
+
+    /// Checks an event against its table and returns it normalized.
+    public func validate(_ event: ChangeEvent, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
+        guard let table = config.table(named: event.table) else { throw .unknownTable(event.table) }
+        if let wallClockMillis, event.hlc.millis > wallClockMillis,
+           event.hlc.millis - wallClockMillis > config.hlcMaxOffsetMillis {
+            throw .clockSkew(hlc: event.hlc, aheadMillis: event.hlc.millis - wallClockMillis, maxOffsetMillis: config.hlcMaxOffsetMillis)
+        }
+        return try table.validate(event)
+    }
+}
+
+extension TableSchema {
+    /// Checks an event addressed to this table and returns it normalized.
+    public func validate(_ event: ChangeEvent) throws(EventRejection) -> ChangeEvent {
+        var event = event
+        try checkKey(event.key)
+        var normalized: [String: JSONValue] = [:]
+        normalized.reserveCapacity(event.columns.count)
+        for (column, value) in event.columns {
+            guard let type = type(of: column) else { throw .unknownColumn(table: name, column: column) }
+            if isKey(column) {
+                throw .wrongColumnType(table: name, column: column, problem: "is a key column; give its value in key, not in columns")
+            }
+            normalized[column] = try normalize(value, column: column, type: type, op: event.op)
+        }
+        event.columns = normalized
+        if !event.counterTotals.isEmpty {
+            for column in event.counterTotals.keys where event.columns[column] == nil {
+                throw .schemaViolation(field: "counters.\(column)", problem: "names a column this increment does not change")
+            }
+        }
+        for column in event.counterBaselines.keys where type(of: column) != .counter {
+            throw type(of: column) == nil ? .unknownColumn(table: name, column: column)
+                : .wrongColumnType(table: name, column: column, problem: "delete baselines are only for counter columns")
+        }
+        for (column, elements) in event.observed {
+            guard case let .array(listed)? = event.columns[column] else {
+                throw .schemaViolation(field: "observed.\(column)", problem: "names a column this remove does not change")
+            }
+            let listedElements = Set(listed.compactMap(\.stringValue))
+            for element in elements.keys where !listedElements.contains(element) {
+                throw .schemaViolation(field: "observed.\(column)", problem: "names an element this remove does not remove")
+            }
+        }
+        return event
+    }
+
+    private func normalize(_ value: JSONValue, column: String, type: ColumnType, op: ChangeEvent.Operation) throws(EventRejection) -> JSONValue {
+        func wrong(_ problem: String) -> EventRejection { .wrongColumnType(table: name, column: column, problem: problem) }
+        switch op {
+        case .upsert:
+            guard type.isScalar else {
+                throw wrong("a \(type.rawValue) column cannot be upserted; use \(type == .counter ? "increment" : "add or remove")")
+            }
+            guard let scalar = Self.normalizeScalar(value, type: type) else {
+                throw wrong("a \(type.rawValue) column cannot hold a JSON \(value.typeName)")
+            }
+            return scalar
+        case .add, .remove:
+            guard type.isSet else { throw wrong("\(op.rawValue) needs a gset or orset column, not \(type.rawValue)") }
+            if op == .remove, type == .gset { throw wrong("elements cannot be removed from a gset (grow-only) column") }
+            guard case let .array(elements) = value else { throw wrong("\(op.rawValue) takes an array of elements, not a JSON \(value.typeName)") }
+            var canonical: [JSONValue] = []
+            canonical.reserveCapacity(elements.count)
+            for element in elements {
+                guard let text = SetElement.canonical(element) else {
+                    throw wrong("a set element must be a string, number or boolean, not a JSON \(element.typeName)")
+                }
+                canonical.append(.string(text))
+            }
+            return .array(canonical)
+        case .increment:
+            guard type == .counter else { throw wrong("increment needs a counter column, not \(type.rawValue)") }
+            guard case .int = value else { throw wrong("an increment delta must be an integer, not a JSON \(value.typeName)") }
+            return value
+        case .delete:
+            throw .schemaViolation(field: "columns.\(column)", problem: "a delete carries no columns")
+        }
+    }
+
+    /// The value as stored in a scalar column of `type`, or nil when the JSON type does not fit.
+    static func normalizeScalar(_ value: JSONValue, type: ColumnType) -> JSONValue? {
+        switch (type, value) {
+        case (_, .null), (.json, _), (.integer, .int), (.text, .string), (.boolean, .bool), (.real, .double): value
+        case let (.real, .int(integer)): .double(Double(integer))
+        default: nil
+        }
+    }
+}
+
+/// The canonical string form of set elements, which orders and identifies them.
+public enum SetElement {
+    /// Strings as themselves; numbers in their JSON text; booleans as `true`/`false`; nil for anything else.
+    public static func canonical(_ value: JSONValue) -> String? {
+        switch value {
+        case let .string(text): text
+        case let .int(integer): String(integer)
+        case let .double(number): number.isFinite ? JSONValue.text(of: number) : nil
+        case let .bool(flag): flag ? "true" : "false"
+        case .null, .array, .object: nil
+        }
+    }
+}

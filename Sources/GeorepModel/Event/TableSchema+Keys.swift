@@ -1,0 +1,68 @@
+extension TableSchema {
+    /// The key values in key order, e.g. `42` or `a,7`: the form of keys in HTTP paths.
+    public func keyText(_ key: [String: JSONValue]) -> String {
+        self.key.map { column in Self.keyComponent(key[column] ?? .null) }.joined(separator: ",")
+    }
+
+    /// The Kafka message key of a row: `"<table>/<key values in key order joined by ','>"`.
+    public func kafkaKey(for key: [String: JSONValue]) -> String {
+        "\(name)/\(keyText(key))"
+    }
+
+    /// The key values in key order.
+    public func keyValues(_ key: [String: JSONValue]) -> [JSONValue] {
+        self.key.map { key[$0] ?? .null }
+    }
+
+    /// Parses a path key such as `"42"` or `"a,7"` against the key column types.
+    ///
+    /// The text splits on `,` into one part per key column; the last column takes the rest,
+    /// so only a last text key column may contain commas.
+    public func parseKey(_ text: String) throws(EventRejection) -> [String: JSONValue] {
+        let parts = text.split(separator: ",", maxSplits: max(0, key.count - 1), omittingEmptySubsequences: false)
+        guard parts.count == key.count else {
+            throw .keyMismatch(table: name, problem: "expected \(key.count) values (\(key.joined(separator: ", "))) separated by ',' but got \(parts.count)")
+        }
+        var result: [String: JSONValue] = [:]
+        for (column, part) in zip(key, parts) {
+            let value: JSONValue?
+            switch type(of: column) {
+            case .integer: value = Int64(part).map(JSONValue.int)
+            case .boolean: value = part == "true" ? .bool(true) : part == "false" ? .bool(false) : nil
+            default: value = part.isEmpty ? nil : .string(String(part))
+            }
+            guard let value else {
+                throw .keyMismatch(table: name, problem: "key column \(column) must be a non-empty \(type(of: column)?.rawValue ?? "value")")
+            }
+            result[column] = value
+        }
+        return result
+    }
+
+    /// Checks that `key` has exactly the key columns, each of its declared type.
+    public func checkKey(_ key: [String: JSONValue]) throws(EventRejection) {
+        for column in key.keys where !isKey(column) {
+            throw .keyMismatch(table: name, problem: "\(column) is not a key column; the key is (\(self.key.joined(separator: ", ")))")
+        }
+        for column in self.key {
+            guard let value = key[column] else { throw .keyMismatch(table: name, problem: "missing key column \(column)") }
+            let fits = switch (type(of: column), value) {
+            case (.integer, .int), (.boolean, .bool): true
+            case let (.text, .string(text)): !text.isEmpty
+            default: false
+            }
+            guard fits else {
+                throw .keyMismatch(table: name, problem: "key column \(column) must be a non-empty \(type(of: column)?.rawValue ?? "value"), not a JSON \(value.typeName)")
+            }
+        }
+    }
+
+    private static func keyComponent(_ value: JSONValue) -> String {
+        switch value {
+        case let .string(text): text
+        case let .int(integer): String(integer)
+        case let .bool(flag): flag ? "true" : "false"
+        default: value.jsonText
+        }
+    }
+}

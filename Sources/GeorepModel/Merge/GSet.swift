@@ -1,0 +1,50 @@
+/// A grow-only set: union. Each element keeps the stamp of its latest add, so that a row
+/// tombstone can hide adds written before it.
+public struct GSet: Hashable, Sendable, Codable {
+    /// Element (canonical string) → stamp of its latest add.
+    public private(set) var elements: [String: Stamp]
+
+    /// An empty set.
+    public init() {
+        elements = [:]
+    }
+
+    /// Adds an element with the add's stamp.
+    public mutating func add(_ element: String, stamp: Stamp) {
+        elements[element] = max(elements[element] ?? stamp, stamp)
+    }
+
+    /// Whether the element was added after `tombstone` (after the beginning when nil).
+    public func contains(_ element: String, after tombstone: Stamp? = nil) -> Bool {
+        guard let stamp = elements[element] else { return false }
+        return tombstone.map { stamp > $0 } ?? true
+    }
+
+    /// The elements added after `tombstone`, sorted.
+    public func visibleElements(after tombstone: Stamp? = nil) -> [String] {
+        elements.compactMap { element, stamp in tombstone.map { stamp > $0 } ?? true ? element : nil }.sorted()
+    }
+
+    /// Union, keeping each element's latest add stamp.
+    public mutating func merge(_ other: GSet) {
+        elements.merge(other.elements, uniquingKeysWith: max)
+    }
+
+    /// The union of two sets.
+    public func merging(_ other: GSet) -> GSet {
+        var copy = self
+        copy.merge(other)
+        return copy
+    }
+
+    /// Encodes as element → tag.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(elements)
+    }
+
+    /// Decodes element → tag.
+    public init(from decoder: any Decoder) throws {
+        elements = try decoder.singleValueContainer().decode([String: Stamp].self)
+    }
+}
