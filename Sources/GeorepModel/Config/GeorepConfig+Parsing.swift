@@ -150,6 +150,8 @@ private struct ConfigParser {
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
             ConfigError(file: file, line: mark.line, problem: "not valid YAML: \(problem)")
+        case let .duplicatedKeysInMapping(duplicates, context):
+            ConfigError(file: file, line: context.mark.line, problem: "duplicate key '\(duplicates.sorted().joined(separator: "', '"))' in a mapping")
         default:
             ConfigError(file: file, line: nil, problem: "not valid YAML: \(error)")
         }
