@@ -21,19 +21,13 @@ public struct CounterTotals: Hashable, Sendable, Codable {
         CounterTotals(p: max(p, other.p), n: max(n, other.n))
     }
 
-    /// Decodes `{"p": P, "n": N}` with non-negative integers and nothing else.
-    public init(from decoder: any Decoder) throws {
-        let path = FieldPath(decoder.codingPath)
-        let container = try decoder.container(keyedBy: FieldKey.self)
-        try container.requireOnly(["p", "n"], at: path)
-        p = try container.decodeField(Int64.self, "p", at: path)
-        n = try container.decodeField(Int64.self, "n", at: path)
-        guard p >= 0, n >= 0 else { throw EventRejection.schemaViolation(field: path.string, problem: "p and n must be ≥ 0") }
-    }
-
-    /// Encodes `{"p": P, "n": N}`.
-    public func encode(to encoder: any Encoder) throws {
-        try jsonValue.encode(to: encoder)
+    /// Reads `{"p": P, "n": N}` with non-negative integers and nothing else.
+    init(json: JSONValue, field: String) throws(EventRejection) {
+        let object = try JSONFields(json, field: field)
+        try object.requireOnly(["p", "n"])
+        p = try object.int("p")
+        n = try object.int("n")
+        guard p >= 0, n >= 0 else { throw .schemaViolation(field: field, problem: "p and n must be ≥ 0") }
     }
 
     var jsonValue: JSONValue { .object(["p": .int(p), "n": .int(n)]) }
@@ -133,73 +127,87 @@ public struct ChangeEvent: Hashable, Sendable {
     }
 }
 
-extension ChangeEvent: Codable {
+extension ChangeEvent {
     static let fieldNames: Set<String> = ["v", "origin", "table", "key", "op", "hlc", "epoch", "columns", "writer", "counters", "observed"]
 
-    /// Decodes the wire format, checking its structure; throws `EventRejection` naming the field.
+    /// Reads the wire format, checking its structure; throws a rejection naming the field.
     ///
     /// This checks the shape only; `ChangeEventCodec.validate(_:wallClockMillis:)` checks it against the tables.
-    public init(from decoder: any Decoder) throws {
-        let root = FieldPath([])
-        let container: KeyedDecodingContainer<FieldKey>
-        do {
-            container = try decoder.container(keyedBy: FieldKey.self)
-        } catch {
-            throw EventRejection.schemaViolation(field: "(event)", problem: "an event must be a JSON object")
-        }
-        let version = try container.decodeField(Int.self, "v", at: root)
-        guard version <= Self.formatVersion else { throw EventRejection.unsupportedVersion(version) }
-        guard version >= 1 else { throw EventRejection.schemaViolation(field: "v", problem: "must be ≥ 1") }
-        try container.requireOnly(Self.fieldNames, at: root)
+    public init(json: JSONValue) throws(EventRejection) {
+        guard case .object = json else { throw .schemaViolation(field: "(event)", problem: "an event must be a JSON object") }
+        let fields = try JSONFields(json, field: "")
+        let version = try fields.int("v")
+        guard version <= Int64(Self.formatVersion) else { throw .unsupportedVersion(Int(clamping: version)) }
+        guard version >= 1 else { throw .schemaViolation(field: "v", problem: "must be ≥ 1") }
+        try fields.requireOnly(Self.fieldNames)
 
-        origin = try container.decodeField(String.self, "origin", at: root)
+        origin = try fields.string("origin")
         guard RegionID.isValid(origin) else {
-            throw EventRejection.schemaViolation(field: "origin", problem: "must be 1 to 100 letters, digits, '.', '_' or '-'")
+            throw .schemaViolation(field: "origin", problem: "must be 1 to 100 letters, digits, '.', '_' or '-'")
         }
-        table = try container.decodeField(String.self, "table", at: root)
-        key = try container.decodeField([String: JSONValue].self, "key", at: root)
-        let opText = try container.decodeField(String.self, "op", at: root)
-        guard let op = Operation(rawValue: opText) else {
-            throw EventRejection.schemaViolation(field: "op", problem: "must be one of upsert, delete, add, remove, increment")
+        table = try fields.string("table")
+        key = try fields.object("key")
+        guard let op = Operation(rawValue: try fields.string("op")) else {
+            throw .schemaViolation(field: "op", problem: "must be one of upsert, delete, add, remove, increment")
         }
         self.op = op
-        let hlcText = try container.decodeField(String.self, "hlc", at: root)
-        guard let hlc = HLCTimestamp(decimal: hlcText) else {
-            throw EventRejection.schemaViolation(field: "hlc", problem: "must be a decimal string of an unsigned 64-bit integer")
+        guard let hlc = HLCTimestamp(decimal: try fields.string("hlc")) else {
+            throw .schemaViolation(field: "hlc", problem: "must be a decimal string of an unsigned 64-bit integer")
         }
         self.hlc = hlc
-        epoch = try container.decodeField(UInt64.self, "epoch", at: root)
-        columns = try container.decodeOptionalField([String: JSONValue].self, "columns", at: root) ?? [:]
-        writer = try container.decodeOptionalField(String.self, "writer", at: root)
+        let epoch = try fields.int("epoch")
+        guard epoch >= 0 else { throw .schemaViolation(field: "epoch", problem: "must be a non-negative integer") }
+        self.epoch = UInt64(epoch)
+        columns = try fields.optional("columns") { value throws(EventRejection) in try JSONFields(value, field: "columns").members } ?? [:]
+        writer = try fields.optional("writer") { value throws(EventRejection) in try JSONFields.string(value, field: "writer") }
         if let writer, writer.isEmpty || writer.contains("@") {
-            throw EventRejection.schemaViolation(field: "writer", problem: "must be non-empty and contain no '@'")
+            throw .schemaViolation(field: "writer", problem: "must be non-empty and contain no '@'")
         }
         counterTotals = [:]
         counterBaselines = [:]
-        if container.contains(FieldKey("counters")) {
-            switch op {
-            case .increment: counterTotals = try container.decodeField([String: CounterTotals].self, "counters", at: root)
-            case .delete: counterBaselines = try container.decodeField([String: [String: CounterTotals]].self, "counters", at: root)
-            default: throw EventRejection.schemaViolation(field: "counters", problem: "only increment and delete events carry counters")
+        if let counters = try fields.optional("counters", { value throws(EventRejection) in try JSONFields(value, field: "counters") }) {
+            for (column, value) in counters.members {
+                let field = "counters.\(column)"
+                switch op {
+                case .increment:
+                    counterTotals[column] = try CounterTotals(json: value, field: field)
+                case .delete:
+                    for (slot, totals) in try JSONFields(value, field: field).members {
+                        counterBaselines[column, default: [:]][slot] = try CounterTotals(json: totals, field: "\(field).\(slot)")
+                    }
+                default:
+                    throw .schemaViolation(field: "counters", problem: "only increment and delete events carry counters")
+                }
+            }
+            if counters.members.isEmpty, op != .increment, op != .delete {
+                throw .schemaViolation(field: "counters", problem: "only increment and delete events carry counters")
             }
         }
         observed = [:]
-        if container.contains(FieldKey("observed")) {
-            guard op == .remove else {
-                throw EventRejection.schemaViolation(field: "observed", problem: "only remove events carry observed tags")
-            }
-            let raw = try container.decodeField([String: [String: [String]]].self, "observed", at: root)
-            for (column, elements) in raw {
-                for (element, tags) in elements {
-                    observed[column, default: [:]][element] = try tags.map { tag throws(EventRejection) in
-                        guard let stamp = Stamp(tag: tag), RegionID.isValid(stamp.origin) else {
-                            throw .schemaViolation(field: "observed.\(column)", problem: "a tag must be \"<hlc>@<origin>\"")
+        if let tagsByColumn = try fields.optional("observed", { value throws(EventRejection) in try JSONFields(value, field: "observed") }) {
+            guard op == .remove else { throw .schemaViolation(field: "observed", problem: "only remove events carry observed tags") }
+            for (column, value) in tagsByColumn.members {
+                let field = "observed.\(column)"
+                var byElement: [String: [Stamp]] = [:]
+                for (element, tags) in try JSONFields(value, field: field).members {
+                    guard case let .array(items) = tags else { throw .schemaViolation(field: field, problem: "must map elements to arrays of tags") }
+                    byElement[element] = try items.map { item throws(EventRejection) in
+                        guard let text = item.stringValue, let stamp = Stamp(tag: text), RegionID.isValid(stamp.origin) else {
+                            throw .schemaViolation(field: field, problem: "a tag must be \"<hlc>@<origin>\"")
                         }
                         return stamp
                     }
                 }
+                observed[column] = byElement
             }
         }
+    }
+}
+
+extension ChangeEvent: Codable {
+    /// Decodes the wire format through `init(json:)`.
+    public init(from decoder: any Decoder) throws {
+        try self.init(json: try JSONValue(from: decoder))
     }
 
     /// Encodes the wire format.
@@ -208,73 +216,58 @@ extension ChangeEvent: Codable {
     }
 }
 
-/// A JSON object member name used as a coding key.
-struct FieldKey: CodingKey, Hashable {
-    let stringValue: String
-    var intValue: Int? { nil }
-    init(_ string: String) { stringValue = string }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { stringValue = String(intValue) }
-}
+/// The members of a JSON object being read as a schema, with errors naming each field.
+struct JSONFields {
+    let members: [String: JSONValue]
+    let path: String
 
-/// A dotted path to a field, for error messages.
-struct FieldPath {
-    let string: String
-    init(_ codingPath: [any CodingKey]) {
-        string = codingPath.map(\.stringValue).joined(separator: ".")
+    init(_ value: JSONValue, field: String) throws(EventRejection) {
+        guard case let .object(members) = value else {
+            throw .schemaViolation(field: field.isEmpty ? "(event)" : field, problem: "must be an object")
+        }
+        self.members = members
+        self.path = field
     }
-    func appending(_ name: String) -> String {
-        string.isEmpty ? name : "\(string).\(name)"
-    }
-}
 
-extension KeyedDecodingContainer where Key == FieldKey {
-    /// Throws a schema violation naming the first member not in `allowed`.
-    func requireOnly(_ allowed: Set<String>, at path: FieldPath) throws {
-        if let extra = allKeys.first(where: { !allowed.contains($0.stringValue) }) {
-            throw EventRejection.schemaViolation(field: path.appending(extra.stringValue), problem: "unknown field")
+    private func name(_ member: String) -> String {
+        path.isEmpty ? member : "\(path).\(member)"
+    }
+
+    func requireOnly(_ allowed: Set<String>) throws(EventRejection) {
+        if let extra = members.keys.first(where: { !allowed.contains($0) }) {
+            throw .schemaViolation(field: name(extra), problem: "unknown field")
         }
     }
 
-    /// Decodes a required member, mapping decoding errors to a schema violation naming it.
-    func decodeField<T: Decodable>(_ type: T.Type, _ name: String, at path: FieldPath) throws -> T {
-        guard let value = try decodeOptionalField(type, name, at: path) else {
-            throw EventRejection.schemaViolation(field: path.appending(name), problem: "missing required field")
+    func required(_ member: String) throws(EventRejection) -> JSONValue {
+        guard let value = members[member], value != .null else {
+            throw .schemaViolation(field: name(member), problem: "missing required field")
         }
         return value
     }
 
-    /// Decodes an optional member (absent or null gives nil), mapping errors to a schema violation naming it.
-    func decodeOptionalField<T: Decodable>(_ type: T.Type, _ name: String, at path: FieldPath) throws -> T? {
-        let key = FieldKey(name)
-        do {
-            return try decodeIfPresent(type, forKey: key)
-        } catch let rejection as EventRejection {
-            throw rejection
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw EventRejection.schemaViolation(field: Self.describe(context, fallback: path.appending(name)), problem: "must be \(Self.jsonTypeName(of: type))")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw EventRejection.schemaViolation(field: Self.describe(context, fallback: path.appending(name)), problem: "must be \(Self.jsonTypeName(of: type))")
-        } catch {
-            throw EventRejection.schemaViolation(field: path.appending(name), problem: "must be \(Self.jsonTypeName(of: type))")
-        }
+    func optional<T>(_ member: String, _ read: (JSONValue) throws(EventRejection) -> T) throws(EventRejection) -> T? {
+        guard let value = members[member], value != .null else { return nil }
+        return try read(value)
     }
 
-    private static func describe(_ context: DecodingError.Context, fallback: String) -> String {
-        let path = FieldPath(context.codingPath).string
-        return path.isEmpty ? fallback : path
+    func string(_ member: String) throws(EventRejection) -> String {
+        try Self.string(try required(member), field: name(member))
     }
 
-    private static func jsonTypeName<T>(of type: T.Type) -> String {
-        switch type {
-        case is String.Type: "a string"
-        case is Int.Type, is Int64.Type: "an integer"
-        case is UInt64.Type: "a non-negative integer"
-        case is [String: JSONValue].Type: "an object"
-        case is [String: CounterTotals].Type: "an object of {\"p\", \"n\"} objects"
-        case is [String: [String: CounterTotals]].Type: "an object of slot objects of {\"p\", \"n\"} objects"
-        case is [String: [String: [String]]].Type: "an object of element objects of tag arrays"
-        default: "of another JSON type"
+    static func string(_ value: JSONValue, field: String) throws(EventRejection) -> String {
+        guard case let .string(text) = value else { throw .schemaViolation(field: field, problem: "must be a string") }
+        return text
+    }
+
+    func int(_ member: String) throws(EventRejection) -> Int64 {
+        guard case let .int(integer) = try required(member) else {
+            throw .schemaViolation(field: name(member), problem: "must be an integer")
         }
+        return integer
+    }
+
+    func object(_ member: String) throws(EventRejection) -> [String: JSONValue] {
+        try JSONFields(try required(member), field: name(member)).members
     }
 }

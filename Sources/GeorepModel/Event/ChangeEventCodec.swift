@@ -23,17 +23,13 @@ public struct ChangeEventCodec: Sendable {
 
     /// Decodes an event's structure without looking at the configuration.
     public static func decodeUnvalidated(_ bytes: Data) throws(EventRejection) -> ChangeEvent {
+        let json: JSONValue
         do {
-            return try JSONDecoder().decode(ChangeEvent.self, from: bytes)
-        } catch let rejection as EventRejection {
-            throw rejection
-        } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
-            throw .notJSON(context.debugDescription)
-        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
-            throw .schemaViolation(field: "(event)", problem: "an event must be a JSON object")
+            json = try JSONParser.parse(bytes)
         } catch {
-            throw .notJSON("the bytes are not a JSON document")
+            throw .notJSON(error.description)
         }
+        return try ChangeEvent(json: json)
     }
 
     /// Encodes an event as JSON bytes.
