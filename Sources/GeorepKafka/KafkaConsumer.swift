@@ -58,12 +58,11 @@ public final class KafkaConsumer: Sendable {
         client = try RDKafkaClient(
             type: RD_KAFKA_CONSUMER,
             properties: configuration.librdkafkaProperties,
-            events: RD_KAFKA_EVENT_OFFSET_COMMIT,
+            // Records and rebalances arrive in order as events on the consumer queue; commit
+            // results, logs and errors on the main queue.
+            events: RD_KAFKA_EVENT_OFFSET_COMMIT | RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_REBALANCE,
             logger: logger
-        ) { conf in
-            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalancer).toOpaque())
-            rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
-        }
+        )
         consumerQueue = rd_kafka_queue_get_consumer(client.handle)
         client.startPolling { [logger] event in
             guard rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT else { return }
@@ -137,62 +136,75 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Drains the consumer queue event by event, so that a batch ends exactly at a rebalance:
+    /// every record returned was fetched under the assignment in force when it is returned
+    /// (the records before a revoke are dropped; librdkafka fetches them again for the next
+    /// owner from the committed offset).
     private func pollBlocking(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
         if isClosed.load(ordering: .relaxed) { throw KafkaError(code: .state, message: "consumer is closed") }
-        var raw = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
-        let generation = rebalancer.generation
-        let count = rd_kafka_consume_batch_queue(consumerQueue, timeout.milliseconds, &raw, maxMessages)
-        if count < 0 { throw KafkaError(rd_kafka_last_error(), context: "poll failed") }
-        // A rebalance served inside this call (it yields right after) makes the records
-        // fetched before it stale for partitions that are no longer ours.
-        let current = rebalancer.generation == generation ? nil : rebalancer.assignment
         var messages: [KafkaMessage] = []
-        messages.reserveCapacity(count)
         var topicNames: [OpaquePointer: String] = [:]
-        for message in raw[0..<count] {
-            let message = message!
-            defer { rd_kafka_message_destroy(message) }
-            let topic = message.pointee.rkt.map { rkt in
-                topicNames[rkt] ?? {
-                    let name = String(cString: rd_kafka_topic_name(rkt))
-                    topicNames[rkt] = name
-                    return name
-                }()
-            } ?? ""
-            let err = message.pointee.err
-            if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                messages.append(KafkaMessage(
-                    topic: topic, partition: message.pointee.partition, offset: message.pointee.offset,
-                    key: nil, value: nil, isPartitionEOF: true
-                ))
+        var wait = timeout.milliseconds
+        while messages.count < maxMessages, let event = rd_kafka_queue_poll(consumerQueue, wait) {
+            defer { rd_kafka_event_destroy(event) }
+            wait = 0  // After the first event, take only what is already there.
+            switch rd_kafka_event_type(event) {
+            case RD_KAFKA_EVENT_FETCH:
+                guard let message = rd_kafka_event_message_next(event) else { continue }
+                let topic = message.pointee.rkt.map { rkt in
+                    topicNames[rkt] ?? {
+                        let name = String(cString: rd_kafka_topic_name(rkt))
+                        topicNames[rkt] = name
+                        return name
+                    }()
+                } ?? ""
+                let err = message.pointee.err
+                if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    messages.append(Self.makeMessage(message, topic: topic))
+                } else if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    messages.append(KafkaMessage(
+                        topic: topic, partition: message.pointee.partition, offset: message.pointee.offset,
+                        key: nil, value: nil, isPartitionEOF: true
+                    ))
+                } else {
+                    return try failPoll(messages, KafkaError(err, context: "consuming \(topic)[\(message.pointee.partition)] at offset \(message.pointee.offset)"))
+                }
+            case RD_KAFKA_EVENT_REBALANCE:
+                let revoked = rebalancer.rebalance(client.handle, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event))
+                // Records fetched before a revoke are not ours to process any more.
+                messages.removeAll { revoked.contains($0.topicPartition) }
+                return messages
+            case RD_KAFKA_EVENT_ERROR:
+                let err = rd_kafka_event_error(event)
+                let error = KafkaError(err, context: String(cString: rd_kafka_event_error_string(event)))
+                if rd_kafka_event_error_is_fatal(event) != 0 || err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
+                    || err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
+                    return try failPoll(messages, error)
+                }
+                logger.warning("consumer error: \(error)")
+            default:
                 continue
             }
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                let error = KafkaError(
-                    err,
-                    context: "consuming \(topic)[\(message.pointee.partition)] at offset \(message.pointee.offset)"
-                        + (message.pointee.payload.map { ": " + String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "")
-                )
-                logger.error("\(error)")
-                pendingError.withLock { if $0 == nil { $0 = error } }
-                break
-            }
-            if let current, !current.contains(TopicPartition(topic: topic, partition: message.pointee.partition)) {
-                continue
-            }
-            messages.append(Self.makeMessage(message, topic: topic))
         }
-        if messages.isEmpty, let error = pendingError.withLock({ $0.take() }) { throw error }
         return messages
     }
 
-    private static func makeMessage(_ message: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
+    /// Returns the records that came before `error` and keeps the error for the next poll,
+    /// or throws it now when there are none.
+    private func failPoll(_ messages: [KafkaMessage], _ error: KafkaError) throws(KafkaError) -> [KafkaMessage] {
+        logger.error("\(error)")
+        guard !messages.isEmpty else { throw error }
+        pendingError.withLock { if $0 == nil { $0 = error } }
+        return messages
+    }
+
+    private static func makeMessage(_ message: UnsafePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
         let m = message.pointee
         let key = m.key.map { Data(bytes: $0, count: m.key_len) }
         let value = m.payload.map { Data(bytes: $0, count: m.len) }
         var headers: [KafkaHeader] = []
         var hdrs: OpaquePointer?
-        if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+        if rd_kafka_message_headers(UnsafeMutablePointer(mutating: message), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
             var index = 0
             var name: UnsafePointer<CChar>?
             var bytes: UnsafeRawPointer?
@@ -269,6 +281,9 @@ public final class KafkaConsumer: Sendable {
     public func close() async {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await runBlocking(on: pollQueue) { [self] in
+            // Leaving the group revokes everything; librdkafka does that part itself.
+            let assigned = rebalancer.assignment
+            if !assigned.isEmpty { rebalancer.handlers.onRevoke(assigned.sorted()) }
             rd_kafka_queue_destroy(consumerQueue)
             let err = rd_kafka_consumer_close(client.handle)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("closing consumer: \(KafkaError(err))") }
@@ -277,31 +292,27 @@ public final class KafkaConsumer: Sendable {
     }
 }
 
-/// Keeps the assignment and runs the rebalance hooks; reached from librdkafka's rebalance
-/// callback through the configuration's opaque pointer.
-private final class Rebalancer: @unchecked Sendable {
+/// Keeps the assignment and runs the rebalance hooks.
+private final class Rebalancer: Sendable {
     let handlers: KafkaConsumer.RebalanceHandlers
     let logger: Logger
-    private let state = Mutex<(assignment: Set<TopicPartition>, generation: UInt64)>(([], 0))
+    private let assigned = Mutex<Set<TopicPartition>>([])
 
     init(handlers: KafkaConsumer.RebalanceHandlers, logger: Logger) {
         self.handlers = handlers
         self.logger = logger
     }
 
-    var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
-    var generation: UInt64 { state.withLock { $0.generation } }
+    var assignment: Set<TopicPartition> { assigned.withLock { $0 } }
 
     func setAssignment(_ partitions: [TopicPartition]) {
-        state.withLock {
-            $0.assignment = Set(partitions)
-            $0.generation += 1
-        }
+        assigned.withLock { $0 = Set(partitions) }
     }
 
-    /// Runs on the thread that polls the consumer (inside `rd_kafka_consume_batch_queue` or
-    /// `rd_kafka_consumer_close`).
-    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: RDKafkaTopicPartitionList.Pointer) {
+    /// Handles a rebalance event on the thread that polls the consumer; returns the partitions
+    /// taken away.
+    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: RDKafkaTopicPartitionList.Pointer?) -> Set<TopicPartition> {
+        guard let list else { return [] }
         let partitions = RDKafkaTopicPartitionList.read(list).map(\.0.topicPartition)
         let isCooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         switch err {
@@ -321,48 +332,30 @@ private final class Rebalancer: @unchecked Sendable {
                 let result = rd_kafka_assign(rk, list)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR { logger.error("assign failed: \(KafkaError(result))") }
             }
-            state.withLock {
-                $0.assignment.formUnion(partitions)
-                $0.generation += 1
-            }
+            assigned.withLock { $0.formUnion(partitions) }
             logger.info("assigned \(partitions.count) partitions", metadata: ["partitions": "\(partitions.sorted())"])
+            return []
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             handlers.onRevoke(partitions)
             if isCooperative {
                 if let error = rd_kafka_incremental_unassign(rk, list) {
                     logger.error("incremental unassign failed: \(KafkaError(consuming: error))")
                 }
-                state.withLock {
-                    $0.assignment.subtract(partitions)
-                    $0.generation += 1
-                }
             } else {
                 rd_kafka_assign(rk, nil)
-                state.withLock {
-                    $0.assignment = []
-                    $0.generation += 1
-                }
             }
+            assigned.withLock { $0.subtract(partitions) }
             logger.info("revoked \(partitions.count) partitions")
+            return Set(partitions)
         default:
             logger.error("rebalance failed: \(KafkaError(err)); dropping the assignment")
             rd_kafka_assign(rk, nil)
-            state.withLock {
-                $0.assignment = []
-                $0.generation += 1
+            return assigned.withLock { assignment in
+                defer { assignment = [] }
+                return assignment
             }
         }
-        // Make the poll in progress return now, so that no record fetched before this
-        // rebalance is mixed with those after it.
-        rd_kafka_yield(rk)
     }
-}
-
-private let rebalanceCallback: @convention(c) (
-    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
-) -> Void = { rk, err, list, opaque in
-    guard let rk, let list, let opaque else { return }
-    Unmanaged<Rebalancer>.fromOpaque(opaque).takeUnretainedValue().rebalance(rk, err, list)
 }
 
 extension Optional {
