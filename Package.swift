@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "GeorepKafka", targets: ["GeorepKafka"]),
         .library(name: "GeorepModel", targets: ["GeorepModel"]),
         .library(name: "GeorepStore", targets: ["GeorepStore"]),
+        .library(name: "GeorepEngine", targets: ["GeorepEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -58,6 +59,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The replication engine: applier, writer, dead letters, offsets.
+        .target(
+            name: "GeorepEngine",
+            dependencies: [
+                "GeorepKafka",
+                "GeorepModel",
+                "GeorepStore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `georep` command.
         .executableTarget(
             name: "georep",
@@ -65,6 +77,7 @@ let package = Package(
                 "GeorepKafka",
                 "GeorepModel",
                 "GeorepStore",
+                "GeorepEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,10 +97,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "GeorepEngineTests",
+            dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GeorepStoreTests",
             dependencies: [
                 "GeorepStore",
                 "GeorepModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
