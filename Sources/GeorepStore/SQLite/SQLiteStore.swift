@@ -137,7 +137,7 @@ public final class SQLiteStore: ReplicaStore {
         var row = RowState(table: sql.table, key: event.key, state: try loadState(sql, key: event.key, in: db) ?? RowMergeState())
         let result = row.apply(event, conflictWindowMillis: config.conflictWindowMillis)
         if result.isChanged {
-            try db.cachedStatement(sql: sql.upsert).execute(arguments: try sql.upsertArguments(row))
+            try db.cachedStatement(sql: sql.upsert).execute(arguments: sql.upsertArguments(row))
         }
         for conflict in result.conflicts { try record(conflict, table: sql.table, in: db) }
         if sql.table.merge == .pinned, event.op == .upsert, let home = row.view?[TableSchema.homeRegionColumn]?.stringValue {

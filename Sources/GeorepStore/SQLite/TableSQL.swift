@@ -68,9 +68,9 @@ struct TableSQL: Sendable {
         let stateValue: DatabaseValue = row[start]
         if case let .string(json) = stateValue.storage {
             do {
-                return try JSONDecoder().decode(RowMergeState.self, from: Data(json.utf8))
+                return try RowMergeState(jsonText: json)
             } catch {
-                throw StoreError.corruptState(table: table.name, problem: "georep_state is not a merge state")
+                throw StoreError.corruptState(table: table.name, problem: "georep_state: \(error.problem)")
             }
         }
         let hlc: Int64 = row[start + 1]
@@ -84,7 +84,7 @@ struct TableSQL: Sendable {
     }
 
     /// The arguments of `upsert` for a row's state.
-    func upsertArguments(_ row: RowState) throws -> StatementArguments {
+    func upsertArguments(_ row: RowState) -> StatementArguments {
         var values = keyArguments(row.key)
         let view = row.view
         for column in dataColumns {
@@ -98,8 +98,7 @@ struct TableSQL: Sendable {
         if state.isPlainRow {
             values.append(.null)
         } else {
-            let json = try JSONEncoder().encode(state)
-            values.append(String(decoding: json, as: UTF8.self).databaseValue)
+            values.append(state.jsonText.databaseValue)
         }
         return StatementArguments(values)
     }
