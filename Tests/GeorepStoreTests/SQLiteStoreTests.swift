@@ -142,6 +142,23 @@ import Testing
         #expect(try await store.pendingDeadLetters(limit: 10).isEmpty)
     }
 
+    @Test func anEventFailingAfterItsRowWasWrittenLeavesNoTrace() async throws {
+        let store = try open()
+        try withRawDatabase(path) { db in
+            try db.execute(sql: "CREATE TRIGGER noConflicts BEFORE INSERT ON georep_conflicts BEGIN SELECT RAISE(ABORT, 'conflicts are full'); END")
+        }
+        let outcome = try await store.apply(batch: [
+            sourced(upsert(7, "us", at: 1000, from: "us-east-1"), offset: 0),
+            sourced(upsert(7, "eu", at: 1400, from: "eu-west-1"), offset: 1),
+            sourced(upsert(8, "other", at: 1500), offset: 2),
+        ])
+        #expect(outcome.failures.map(\.index) == [1])
+        #expect(try await store.row(table: "user_profile", key: ["user_id": 7])?["display_name"] == "us",
+                "the row write of the failed event is rolled back with it")
+        #expect(try await store.row(table: "user_profile", key: ["user_id": 8])?["display_name"] == "other")
+        #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 3])
+    }
+
     @Test func conflictsAreRecordedOnceWithBothVersions() async throws {
         let store = try open()
         let us = upsert(7, "us", at: 1000, from: "us-east-1")

@@ -82,9 +82,34 @@ public final class SQLiteStore: ReplicaStore {
         try pool.write { db in try apply(batch, in: db) }
     }
 
+    /// Applies the batch optimistically in one savepoint; when a write fails, rolls the batch
+    /// back and applies it again with one savepoint per event, so that only the failing events
+    /// are left out. Either way the positions are stored in the same transaction.
     private func apply(_ batch: [SourcedEvent], in db: Database) throws -> BatchOutcome {
-        var outcome = BatchOutcome()
         let stored = try loadPositions(db)
+        var outcome: BatchOutcome?
+        do {
+            try db.inSavepoint {
+                outcome = try applyEvents(batch, stored: stored, isolatingEachEvent: false, in: db)
+                return .commit
+            }
+        } catch is WriteFailedInBatch {
+            outcome = nil
+        }
+        let result = try outcome ?? applyEvents(batch, stored: stored, isolatingEachEvent: true, in: db)
+        if !result.failures.isEmpty {
+            logger.warning("events failed to apply", metadata: ["count": .stringConvertible(result.failures.count)])
+        }
+        return result
+    }
+
+    /// A write failed during an optimistic batch: apply again with a savepoint per event.
+    private struct WriteFailedInBatch: Error {}
+
+    private func applyEvents(
+        _ batch: [SourcedEvent], stored: [TopicPartition: Int64], isolatingEachEvent: Bool, in db: Database
+    ) throws -> BatchOutcome {
+        var outcome = BatchOutcome()
         var next: [TopicPartition: Int64] = [:]
         var highest = HLCTimestamp.zero
         for (index, item) in batch.enumerated() {
@@ -97,17 +122,26 @@ public final class SQLiteStore: ReplicaStore {
                 next[partition] = max(next[partition] ?? stored[partition] ?? 0, source.offset + 1)
             }
             do {
+                let (sql, event) = try prepare(item.event)
                 var result: RowState.ApplyOutcome?
-                try db.inSavepoint {
-                    result = try applyOne(item.event, in: db)
-                    return .commit
+                if isolatingEachEvent {
+                    try db.inSavepoint {
+                        result = try applyOne(event, sql, in: db)
+                        return .commit
+                    }
+                } else {
+                    do {
+                        result = try applyOne(event, sql, in: db)
+                    } catch {
+                        throw WriteFailedInBatch()
+                    }
                 }
                 if let result {
                     if result.isChanged { outcome.changed += 1 } else { outcome.unchanged += 1 }
                     outcome.conflicts += result.conflicts
                 }
                 highest = max(highest, item.event.hlc)
-            } catch {
+            } catch let error where !(error is WriteFailedInBatch) {
                 let reason = Self.reason(error)
                 outcome.failures.append(EventFailure(index: index, source: item.source, reason: reason))
                 try db.execute(
@@ -125,15 +159,16 @@ public final class SQLiteStore: ReplicaStore {
         }
         if highest > .zero { try raiseHighWaterMark(highest, in: db) }
         outcome.positions = next
-        if !outcome.failures.isEmpty {
-            logger.warning("events failed to apply", metadata: ["count": .stringConvertible(outcome.failures.count)])
-        }
         return outcome
     }
 
-    private func applyOne(_ event: ChangeEvent, in db: Database) throws -> RowState.ApplyOutcome {
+    /// Finds the event's table and validates the event; throws before anything is written.
+    private func prepare(_ event: ChangeEvent) throws -> (TableSQL, ChangeEvent) {
         let sql = try tableSQL(event.table)
-        let event = try sql.table.validate(event)
+        return (sql, try sql.table.validate(event))
+    }
+
+    private func applyOne(_ event: ChangeEvent, _ sql: TableSQL, in db: Database) throws -> RowState.ApplyOutcome {
         var row = RowState(table: sql.table, key: event.key, state: try loadState(sql, key: event.key, in: db) ?? RowMergeState())
         let result = row.apply(event, conflictWindowMillis: config.conflictWindowMillis)
         if result.isChanged {
