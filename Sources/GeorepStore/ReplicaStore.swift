@@ -1,3 +1,4 @@
+public import Foundation
 public import GeorepModel
 
 /// A change event to apply, with the position it was consumed from (nil for a local event
@@ -122,4 +123,16 @@ public protocol ReplicaStore: Sendable {
 
     /// Records a pinned row's home region in the directory.
     func recordPinnedHome(table: String, key: [String: JSONValue], region: String) async throws
+
+    /// Inserts or replaces regions' rows of `georep_region_config`.
+    func saveRegionConfigs(_ records: [RegionConfigRecord]) async throws
+
+    /// The rows of `georep_region_config`, by region id.
+    func regionConfigs() async throws -> [RegionConfigRecord]
+
+    /// Inserts or replaces rows of `georep_replication_status`.
+    func saveReplicationStatus(_ records: [ReplicationStatusRecord]) async throws
+
+    /// The rows of `georep_replication_status`, by source then target region.
+    func replicationStatus() async throws -> [ReplicationStatusRecord]
 }

@@ -272,6 +272,28 @@ import Testing
         }
     }
 
+    @Test func regionConfigAndReplicationStatusAreStoredAndReplaced() async throws {
+        let store = try open()
+        try await store.saveRegionConfigs([
+            RegionConfigRecord(regionID: "us-east-1", kafka: "k:1", http: "h:1", isPrimary: true, isAcceptingWrites: true, epoch: 1),
+            RegionConfigRecord(regionID: "eu-west-1", kafka: "k:2", http: "h:2", isPrimary: false, isAcceptingWrites: true, epoch: 1),
+        ])
+        try await store.saveRegionConfigs([
+            RegionConfigRecord(regionID: "us-east-1", kafka: "k:1", http: "h:1", isPrimary: false, isAcceptingWrites: false, epoch: 2),
+        ])
+        let regions = try await store.regionConfigs()
+        #expect(regions.map(\.regionID) == ["eu-west-1", "us-east-1"])
+        #expect(regions.last == RegionConfigRecord(regionID: "us-east-1", kafka: "k:1", http: "h:1", isPrimary: false, isAcceptingWrites: false, epoch: 2))
+        let measured = Date(timeIntervalSince1970: 1_750_000_000.25)
+        let status = ReplicationStatusRecord(sourceRegion: "us-east-1", targetRegion: "eu-west-1", lastLSN: 41, lagRecords: 3, lagMillis: 120, updatedAt: measured)
+        try await store.saveReplicationStatus([status])
+        var later = status
+        later.lastLSN = 44
+        later.lagRecords = 0
+        try await store.saveReplicationStatus([later])
+        #expect(try await store.replicationStatus() == [later])
+    }
+
     @Test func unknownTablesAreRefusedOnReads() async throws {
         let store = try open()
         await #expect(throws: StoreError.unknownTable("orders")) {
