@@ -49,7 +49,7 @@ public struct BatchOutcome: Sendable, Hashable {
     /// Conflicts detected by this batch.
     public var conflicts: [Conflict] = []
     /// The positions stored by this batch: next offset to consume per topic partition.
-    public var positions: [TopicPartition: Int64] = [:]
+    public var positions: [SourcePartition: Int64] = [:]
 
     /// An empty outcome.
     public init() {}
@@ -89,7 +89,7 @@ public protocol ReplicaStore: Sendable {
     func apply(batch: [SourcedEvent]) async throws -> BatchOutcome
 
     /// The stored positions: the next offset to consume per source topic partition.
-    func positions() async throws -> [TopicPartition: Int64]
+    func positions() async throws -> [SourcePartition: Int64]
 
     /// The visible row, or nil when it is absent or deleted.
     func row(table: String, key: [String: JSONValue]) async throws -> [String: JSONValue]?

@@ -56,7 +56,7 @@ import Testing
         ])
         #expect(outcome.changed == 3)
         #expect(outcome.failures.isEmpty)
-        let expected = [TopicPartition(topic: topic, partition: 0): Int64(12), TopicPartition(topic: topic, partition: 2): 6]
+        let expected = [SourcePartition(topic: topic, partition: 0): Int64(12), SourcePartition(topic: topic, partition: 2): 6]
         #expect(outcome.positions == expected)
         #expect(try await store.positions() == expected)
         #expect(try await store.row(table: "user_profile", key: ["user_id": 1]) == ["user_id": 1, "display_name": "Ann2", "bio": nil])
@@ -71,7 +71,7 @@ import Testing
         let replay = try await store.apply(batch: [sourced(upsert(1, "old-but-replayed", at: 300), offset: 6)])
         #expect(replay.skipped == 1)
         #expect(try await store.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "new")
-        #expect(try await store.positions()[TopicPartition(topic: topic, partition: 0)] == 8)
+        #expect(try await store.positions()[SourcePartition(topic: topic, partition: 0)] == 8)
     }
 
     @Test func reopeningResumesPositionsHighWaterMarkAndRows() async throws {
@@ -83,7 +83,7 @@ import Testing
             try store.close()
         }
         let reopened = try open()
-        #expect(try await reopened.positions() == [TopicPartition(topic: topic, partition: 0): 42])
+        #expect(try await reopened.positions() == [SourcePartition(topic: topic, partition: 0): 42])
         #expect(try await reopened.highWaterMark() == HLCTimestamp(millis: 900, logical: 3))
         #expect(try await reopened.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "Ann")
         // A clock restarted from the stored floor never goes backward.
@@ -103,14 +103,14 @@ import Testing
         }
         #expect(try await store.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "before")
         #expect(try await store.row(table: "user_profile", key: ["user_id": 2]) == nil)
-        #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 1])
+        #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 1])
         #expect(try await store.highWaterMark() == HLCTimestamp(millis: 100, logical: 0))
         #expect(try await store.pendingDeadLetters(limit: 10).isEmpty)
         // Redelivered after the failure, the batch applies.
         try withRawDatabase(path) { db in try db.execute(sql: "DROP TRIGGER crash") }
         _ = try await store.apply(batch: [sourced(upsert(1, "lost", at: 200), offset: 1), sourced(upsert(2, "lost", at: 201), offset: 2)])
         #expect(try await store.snapshot(table: "user_profile").count == 2)
-        #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 3])
+        #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 3])
     }
 
     @Test func aFailingEventIsReportedAndTheRestOfTheBatchApplies() async throws {
@@ -134,7 +134,7 @@ import Testing
         #expect(outcome.failures.last?.reason == "unknown table orders")
         #expect(outcome.changed == 2)
         #expect(try await store.snapshot(table: "user_profile").map { $0["user_id"] } == [12, 14])
-        #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 4])
+        #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 4])
         let letters = try await store.pendingDeadLetters(limit: 10)
         #expect(letters.map(\.source?.offset) == [1, 2])
         #expect(letters.first.map { try? ChangeEventCodec.decodeUnvalidated(Data($0.payload)) } == upsert(13, "b", at: 101))
@@ -156,7 +156,7 @@ import Testing
         #expect(try await store.row(table: "user_profile", key: ["user_id": 7])?["display_name"] == "us",
                 "the row write of the failed event is rolled back with it")
         #expect(try await store.row(table: "user_profile", key: ["user_id": 8])?["display_name"] == "other")
-        #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 3])
+        #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 3])
     }
 
     @Test func conflictsAreRecordedOnceWithBothVersions() async throws {
@@ -294,10 +294,13 @@ import Testing
         #expect(try await store.replicationStatus() == [later])
     }
 
-    @Test func unknownTablesAreRefusedOnReads() async throws {
+    @Test func unknownTablesAndMalformedKeysAreRefusedOnReads() async throws {
         let store = try open()
         await #expect(throws: StoreError.unknownTable("orders")) {
             try await store.row(table: "orders", key: ["id": 1])
+        }
+        await #expect(throws: EventRejection.keyMismatch(table: "user_profile", problem: "id is not a key column; the key is (user_id)")) {
+            try await store.row(table: "user_profile", key: ["id": 1])
         }
     }
 }

@@ -5,36 +5,25 @@ import GRDB
 
 /// Test inputs for stores: configurations and temporary SQLite files.
 enum StoreFixtures {
-    /// The SPEC §7 tables plus `ledger`, which mixes every column type under `lww` with a composite key.
-    static let yaml = """
-        topology: active-active
-        conflict_window_ms: 1000
-        regions:
-          - {id: us-east-1, kafka: "127.0.0.1:9092", http: "127.0.0.1:8081", store: "sqlite:us.sqlite"}
-          - {id: eu-west-1, kafka: "127.0.0.1:9092", http: "127.0.0.1:8082", store: "sqlite:eu.sqlite"}
-          - {id: ap-southeast-1, kafka: "127.0.0.1:9092", http: "127.0.0.1:8083", store: "sqlite:ap.sqlite"}
-        tables:
-          user_profile:
-            key: [user_id]
-            merge: lww
-            columns: {user_id: integer, display_name: text, bio: text}
-          cart:
-            key: [cart_id]
-            merge: lww-columns
-            columns: {cart_id: text, items: gset, saved: orset, views: counter, note: text}
-          user_pii:
-            key: [user_id]
-            merge: pinned
-            columns: {user_id: integer, home_region: text, email: text}
+    /// The repository root, found from this file's path.
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `ledger`, which mixes every column type under `lww` with a composite key.
+    static let ledgerYAML = """
           ledger:
             key: [region_code, n]
             merge: lww
             columns: {region_code: text, n: integer, label: text, weight: real, flag: boolean, meta: json, tags: orset, seen: gset, hits: counter}
+
         """
 
+    /// The SPEC §7 configuration of `schemas/examples/georep.yaml` (whose last section is
+    /// `tables`) plus `ledger`.
     static let config: GeorepConfig = {
         do {
-            return try GeorepConfig.parse(yaml: yaml)
+            let example = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
+            return try GeorepConfig.parse(yaml: example + ledgerYAML)
         } catch {
             fatalError("the test configuration does not parse: \(error)")
         }

@@ -107,14 +107,14 @@ public final class SQLiteStore: ReplicaStore {
     private struct WriteFailedInBatch: Error {}
 
     private func applyEvents(
-        _ batch: [SourcedEvent], stored: [TopicPartition: Int64], isolatingEachEvent: Bool, in db: Database
+        _ batch: [SourcedEvent], stored: [SourcePartition: Int64], isolatingEachEvent: Bool, in db: Database
     ) throws -> BatchOutcome {
         var outcome = BatchOutcome()
-        var next: [TopicPartition: Int64] = [:]
+        var next: [SourcePartition: Int64] = [:]
         var highest = HLCTimestamp.zero
         for (index, item) in batch.enumerated() {
             if let source = item.source {
-                let partition = source.topicPartition
+                let partition = source.partition
                 if let position = stored[partition], source.offset < position {
                     outcome.skipped += 1
                     continue
@@ -146,7 +146,7 @@ public final class SQLiteStore: ReplicaStore {
                 outcome.failures.append(EventFailure(index: index, source: item.source, reason: reason))
                 try db.execute(
                     sql: #"INSERT INTO georep_dead_letters (topic, partition, "offset", reason, payload) VALUES (?, ?, ?, ?, ?)"#,
-                    arguments: [item.source?.topicPartition.topic, item.source?.topicPartition.partition, item.source?.offset,
+                    arguments: [item.source?.partition.topic, item.source?.partition.partition, item.source?.offset,
                                 reason, item.event.encodedJSON()])
             }
         }
@@ -204,10 +204,10 @@ public final class SQLiteStore: ReplicaStore {
             .execute(arguments: [Int64(bitPattern: timestamp.rawValue)])
     }
 
-    private func loadPositions(_ db: Database) throws -> [TopicPartition: Int64] {
-        var positions: [TopicPartition: Int64] = [:]
+    private func loadPositions(_ db: Database) throws -> [SourcePartition: Int64] {
+        var positions: [SourcePartition: Int64] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT topic, partition, next_offset FROM georep_offsets")) {
-            positions[TopicPartition(topic: row[0], partition: row[1])] = row[2]
+            positions[SourcePartition(topic: row[0], partition: row[1])] = row[2]
         }
         return positions
     }
@@ -229,7 +229,7 @@ public final class SQLiteStore: ReplicaStore {
     // MARK: Reads
 
     /// The stored positions: the next offset to consume per source topic partition.
-    public func positions() async throws -> [TopicPartition: Int64] {
+    public func positions() async throws -> [SourcePartition: Int64] {
         try await pool.read { db in try self.loadPositions(db) }
     }
 
@@ -239,8 +239,11 @@ public final class SQLiteStore: ReplicaStore {
     }
 
     /// The row's merge state (empty for a row never written).
+    ///
+    /// - Throws: `StoreError.unknownTable`, or `EventRejection.keyMismatch` naming what is wrong with the key.
     public func rowState(table: String, key: [String: JSONValue]) async throws -> RowState {
         let sql = try tableSQL(table)
+        try sql.table.checkKey(key)
         let state = try await pool.read { db in try self.loadState(sql, key: key, in: db) }
         return RowState(table: sql.table, key: key, state: state ?? RowMergeState())
     }
