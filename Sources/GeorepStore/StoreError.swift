@@ -6,8 +6,8 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case incompatibleSchema(table: String, problem: String)
     /// The store's merge state of a row cannot be read.
     case corruptState(table: String, problem: String)
-    /// The event does not fit its table.
-    case invalidEvent(String)
+    /// The configured kind of store is not available.
+    case unsupportedStore(String)
 
     /// A human-readable reason.
     public var description: String {
@@ -15,7 +15,7 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case let .unknownTable(table): "unknown table \(table)"
         case let .incompatibleSchema(table, problem): "table \(table): \(problem)"
         case let .corruptState(table, problem): "table \(table): unreadable merge state: \(problem)"
-        case let .invalidEvent(reason): "invalid event: \(reason)"
+        case let .unsupportedStore(reason): reason
         }
     }
 }

@@ -272,6 +272,16 @@ import Testing
         }
     }
 
+    @Test func theFactoryOpensTheConfiguredSQLiteFileInANewDirectory() async throws {
+        let nested = directory.path("data/deeper/region.sqlite")
+        let store = try makeReplicaStore(at: .sqlite(path: nested), config: StoreFixtures.config)
+        _ = try await store.apply(batch: [SourcedEvent(upsert(1, "Ann", at: 10))])
+        #expect(FileManager.default.fileExists(atPath: nested))
+        #expect(throws: StoreError.self) {
+            try makeReplicaStore(at: .postgres(url: "postgres://localhost/georep"), config: StoreFixtures.config)
+        }
+    }
+
     @Test func regionConfigAndReplicationStatusAreStoredAndReplaced() async throws {
         let store = try open()
         try await store.saveRegionConfigs([
