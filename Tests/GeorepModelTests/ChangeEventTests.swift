@@ -33,6 +33,28 @@ import Testing
         #expect(try codec.decode(codec.encode(event), wallClockMillis: nil) == event)
     }
 
+    @Test func theJSONSchemaAgreesWithTheDecoder() throws {
+        let data = try Data(contentsOf: Fixtures.repositoryRoot.appendingPathComponent("schemas/change-event.schema.json"))
+        let schema = try #require(JSONValue(parsing: Array(data))?.objectValue)
+        #expect(schema["$schema"] == "https://json-schema.org/draft/2020-12/schema")
+        #expect(schema["additionalProperties"] == false)
+        let properties = try #require(schema["properties"]?.objectValue)
+        #expect(Set(properties.keys) == ChangeEvent.fieldNames)
+        let required = Set((schema["required"]?.arrayValue ?? []).compactMap(\.stringValue))
+        #expect(required == ["v", "origin", "table", "key", "op", "hlc", "epoch"])
+        #expect(properties["op"]?.objectValue?["enum"] == .array(ChangeEvent.Operation.allCases.map { .string($0.rawValue) }))
+        #expect(properties["v"]?.objectValue?["const"] == .int(Int64(ChangeEvent.formatVersion)))
+        // Every required member is required by the decoder too.
+        let example = try JSONValue(parsing: Array(Data(contentsOf: Fixtures.examplesDirectory.appendingPathComponent("upsert.json"))))?.objectValue ?? [:]
+        for member in required {
+            var incomplete = example
+            incomplete[member] = nil
+            #expect(throws: EventRejection.self, "without \(member)") {
+                try codec.decode(Array(JSONValue.object(incomplete).jsonText.utf8), wallClockMillis: nil)
+            }
+        }
+    }
+
     @Test func decodesEveryField() throws {
         let remove = try decode(#"{"v":1,"origin":"ap-southeast-1","table":"cart","key":{"cart_id":"c1"},"op":"remove","hlc":"99","epoch":3,"columns":{"saved":["a",7,true]},"observed":{"saved":{"a":["5@us-east-1"],"7":[]}},"writer":"ap-node-2"}"#)
         #expect(remove.origin == "ap-southeast-1")

@@ -110,6 +110,9 @@ func expectMergeLaws<T: Equatable>(
         }
         await propertyCheck(count: 100, input: states) { states in
             expectMergeLaws(states[0], states[1], states[2], merging: { $0.merging($1) }, merge: { $0.merge($1) })
+            for state in states {
+                #expect((try? RowMergeState(jsonText: state.jsonText)) == state, "the persisted form is lossless")
+            }
         }
     }
 }

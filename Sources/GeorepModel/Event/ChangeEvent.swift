@@ -128,7 +128,8 @@ public struct ChangeEvent: Hashable, Sendable {
 }
 
 extension ChangeEvent {
-    static let fieldNames: Set<String> = ["v", "origin", "table", "key", "op", "hlc", "epoch", "columns", "writer", "counters", "observed"]
+    /// The members of the wire format (those of `schemas/change-event.schema.json`).
+    public static let fieldNames: Set<String> = ["v", "origin", "table", "key", "op", "hlc", "epoch", "columns", "writer", "counters", "observed"]
 
     /// Reads the wire format, checking its structure; throws a rejection naming the field.
     ///

@@ -17,12 +17,12 @@ public struct ChangeEventCodec: Sendable {
     ///
     /// - Parameter wallClockMillis: the local wall clock; when given, an event whose HLC is more
     ///   than `config.hlcMaxOffsetMillis` ahead of it is rejected as `.clockSkew`.
-    public func decode(_ bytes: Data, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
+    public func decode(_ bytes: some Collection<UInt8>, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
         try validate(try Self.decodeUnvalidated(bytes), wallClockMillis: wallClockMillis)
     }
 
     /// Decodes an event's structure without looking at the configuration.
-    public static func decodeUnvalidated(_ bytes: Data) throws(EventRejection) -> ChangeEvent {
+    public static func decodeUnvalidated(_ bytes: some Collection<UInt8>) throws(EventRejection) -> ChangeEvent {
         let json: JSONValue
         do {
             json = try JSONParser.parse(bytes)

@@ -1,6 +1,6 @@
 /// A grow-only set: union. Each element keeps the stamp of its latest add, so that a row
 /// tombstone can hide adds written before it.
-public struct GSet: Hashable, Sendable, Codable {
+public struct GSet: Hashable, Sendable {
     /// Element (canonical string) → stamp of its latest add.
     public private(set) var elements: [String: Stamp]
 
@@ -35,16 +35,5 @@ public struct GSet: Hashable, Sendable, Codable {
         var copy = self
         copy.merge(other)
         return copy
-    }
-
-    /// Encodes as element → tag.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(elements)
-    }
-
-    /// Decodes element → tag.
-    public init(from decoder: any Decoder) throws {
-        elements = try decoder.singleValueContainer().decode([String: Stamp].self)
     }
 }

@@ -1,5 +1,5 @@
 /// A last-writer-wins register: the value with the highest stamp wins.
-public struct LWWRegister<Value: Hashable & Sendable & Codable>: Hashable, Sendable, Codable {
+public struct LWWRegister<Value: Hashable & Sendable>: Hashable, Sendable {
     /// The winning write's stamp.
     public var stamp: Stamp
     /// The winning write's value.

@@ -3,19 +3,15 @@
 ///
 /// The state is kept in a normal form (removed adds dropped, tags below the watermark dropped),
 /// so equal histories give equal values whatever the order.
-public struct ORSet: Hashable, Sendable, Codable {
+public struct ORSet: Hashable, Sendable {
     /// The merge state of one element.
-    public struct Entry: Hashable, Sendable, Codable {
+    public struct Entry: Hashable, Sendable {
         /// Tags of adds not yet removed.
         public fileprivate(set) var adds: Set<Stamp> = []
         /// Tags of adds removed by an observed remove (kept so that a late add stays removed).
         public fileprivate(set) var removed: Set<Stamp> = []
         /// The highest tagless remove: adds stamped below it are removed.
         public fileprivate(set) var watermark: Stamp?
-
-        enum CodingKeys: String, CodingKey {
-            case adds = "a", removed = "r", watermark = "w"
-        }
 
         /// Drops removed adds and tags below the watermark.
         fileprivate mutating func normalize() {
@@ -91,16 +87,5 @@ public struct ORSet: Hashable, Sendable, Codable {
         var copy = self
         copy.merge(other)
         return copy
-    }
-
-    /// Encodes as element → entry.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(entries)
-    }
-
-    /// Decodes element → entry.
-    public init(from decoder: any Decoder) throws {
-        entries = try decoder.singleValueContainer().decode([String: Entry].self)
     }
 }

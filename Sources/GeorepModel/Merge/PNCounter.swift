@@ -1,13 +1,9 @@
 /// A PN-counter: each writer slot's running totals, merged by maximum, minus delete baselines.
-public struct PNCounter: Hashable, Sendable, Codable {
+public struct PNCounter: Hashable, Sendable {
     /// Slot → the highest running totals seen.
     public private(set) var slots: [String: CounterTotals]
     /// Slot → the totals observed by the latest deletes: what a delete reset.
     public private(set) var baselines: [String: CounterTotals]
-
-    enum CodingKeys: String, CodingKey {
-        case slots = "s", baselines = "b"
-    }
 
     /// A counter at zero.
     public init() {

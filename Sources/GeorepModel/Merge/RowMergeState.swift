@@ -1,7 +1,8 @@
 /// The whole merge state of one row, independent of its table declaration.
 ///
-/// Merging is commutative, associative and idempotent field by field.
-public struct RowMergeState: Hashable, Sendable, Codable {
+/// Merging is commutative, associative and idempotent field by field. Stores persist it with
+/// `jsonText` and `init(jsonText:)`.
+public struct RowMergeState: Hashable, Sendable {
     /// The whole-row register of `lww` and `pinned` tables: non-key scalar column → value.
     public internal(set) var row: LWWRegister<[String: JSONValue]>?
     /// The per-column registers of `lww-columns` tables.
@@ -16,10 +17,6 @@ public struct RowMergeState: Hashable, Sendable, Codable {
     public internal(set) var lastWrite: Stamp?
     /// The highest delete stamp.
     public internal(set) var tombstone: Stamp?
-
-    enum CodingKeys: String, CodingKey {
-        case row, cells, gsets, orsets, counters, lastWrite = "written", tombstone = "deleted"
-    }
 
     /// An empty state: a row never written.
     public init() {}
