@@ -1,5 +1,3 @@
-public import GeorepModel
-
 /// The Kafka names of SPEC §2, in one place.
 public enum Topics {
     /// `georep.<region>.changes`: the change topic (write-ahead log) of `region`.
