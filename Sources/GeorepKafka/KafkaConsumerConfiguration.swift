@@ -28,8 +28,18 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// `fetch.wait.max.ms`: how long a broker may hold an empty fetch. The development
     /// broker always waits this long before answering an empty fetch, so keep it low there.
     public var fetchWaitMaxMilliseconds: Int = 10
-    /// `queued.max.messages.kbytes`: bound of the records librdkafka prefetches per partition.
-    public var maxPrefetchKilobytes: Int = 16_384
+    /// `queued.max.messages.kbytes`: bound of the records librdkafka prefetches into the
+    /// consumer queue (all partitions together), so memory stays bounded when the application
+    /// is slower than the brokers.
+    public var maxPrefetchKilobytes: Int = 65_536
+    /// `queued.min.messages`: records per partition librdkafka keeps prefetched. Past it
+    /// librdkafka 2.0.2 stops fetching that partition and its broker thread may sleep for up
+    /// to a second before looking again, so it is high here: ``maxPrefetchKilobytes`` bounds memory.
+    public var minPrefetchMessages: Int = 1_000_000
+    /// `fetch.error.backoff.ms`: how long librdkafka 2.0.2 waits before fetching a partition
+    /// again after a failed fetch, and also after the prefetch queue was full. Its default
+    /// (500 ms) stalls a consumer that keeps up; a short pause keeps it streaming.
+    public var fetchBackoffMilliseconds: Int = 20
     /// `session.timeout.ms` of the group membership.
     public var sessionTimeoutMilliseconds: Int = 10_000
     /// `max.poll.interval.ms`.
@@ -57,6 +67,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("enable.auto.offset.store", String(isAutoCommitEnabled)),
             ("fetch.wait.max.ms", String(fetchWaitMaxMilliseconds)),
             ("queued.max.messages.kbytes", String(maxPrefetchKilobytes)),
+            ("queued.min.messages", String(minPrefetchMessages)),
+            ("fetch.error.backoff.ms", String(fetchBackoffMilliseconds)),
             ("session.timeout.ms", String(sessionTimeoutMilliseconds)),
             ("max.poll.interval.ms", String(maxPollIntervalMilliseconds)),
             ("enable.partition.eof", String(reportsPartitionEOF)),
