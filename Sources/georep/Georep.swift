@@ -4,6 +4,7 @@ import ArgumentParser
 struct Georep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "georep",
-        abstract: "Keeps a database's rows synchronized across regions through Kafka."
+        abstract: "Keeps a database's rows synchronized across regions through Kafka.",
+        subcommands: [ApplyCommand.self]
     )
 }

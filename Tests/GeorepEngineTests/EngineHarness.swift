@@ -100,6 +100,13 @@ func waitForReplication(_ nodes: [TestNode], positions: [SourcePosition], timeou
     }
 }
 
+/// The end offset (last offset + 1) per partition that `receipts` reach.
+func endOffsets(_ receipts: [WriteReceipt]) -> [SourcePartition: Int64] {
+    var ends: [SourcePartition: Int64] = [:]
+    for receipt in receipts { ends[receipt.position.partition] = max(ends[receipt.position.partition] ?? 0, receipt.position.offset + 1) }
+    return ends
+}
+
 /// Reads every record of `topic` (partitions 0..<partitions) from the beginning.
 func readTopic(_ topic: String, broker: DevelopmentBroker, partitions: Int = 1, count: Int, timeout: Duration = .seconds(30)) async throws -> [KafkaMessage] {
     let consumer = try KafkaConsumer(

@@ -41,8 +41,7 @@ struct RestartTests {
                 let restarted = try Applier(region: "eu-west-1", config: config, store: target.store, clock: target.clock, logger: testLogger("applier.restarted"))
                 let task = Task { try await restarted.run() }
                 let topic = Topics.changes("us-east-1")
-                var ends: [SourcePartition: Int64] = [:]
-                for receipt in receipts { ends[receipt.position.partition] = max(ends[receipt.position.partition] ?? 0, receipt.position.offset + 1) }
+                let ends = endOffsets(receipts)
                 for (partition, end) in ends {
                     let reached = await restarted.waitUntilApplied(past: SourcePosition(topic: topic, partition: partition.partition, offset: end - 1), timeout: .seconds(60))
                     #expect(reached)

@@ -207,7 +207,7 @@ public final class Applier: Sendable {
         var originals: [SourcePosition: KafkaMessage] = [:]
         var refused: [RefusedRecord] = []
         for message in messages where !message.isPartitionEOF {
-            let position = SourcePosition(topic: message.topic, partition: message.partition, offset: message.offset)
+            let position = message.sourcePosition
             switch decoder.decode(message, wallClockMillis: wallClock) {
             case let .success(event):
                 events.append(SourcedEvent(event, source: position))
@@ -225,7 +225,7 @@ public final class Applier: Sendable {
         let outcome: BatchOutcome
         do {
             outcome = try await store.apply(
-                batch: events, consumed: refused.map { SourcePosition(topic: $0.message.topic, partition: $0.message.partition, offset: $0.message.offset) })
+                batch: events, consumed: refused.map(\.message.sourcePosition))
         } catch {
             throw ApplierError.store("cannot apply a batch of \(events.count) events: \(error)")
         }

@@ -61,3 +61,8 @@ struct RefusedRecord: Error {
     let message: KafkaMessage
     let reason: String
 }
+
+extension KafkaMessage {
+    /// Where this record was consumed from, as the store names it.
+    var sourcePosition: SourcePosition { SourcePosition(topic: topic, partition: partition, offset: offset) }
+}
