@@ -84,9 +84,11 @@ public protocol ReplicaStore: Sendable {
     /// Applies a batch in one transaction together with the batch's next positions.
     ///
     /// An event that fails is reported in the outcome and kept as a dead letter; the others
-    /// apply. Throws only when the transaction itself fails, in which case nothing (rows,
-    /// positions, dead letters) was stored.
-    func apply(batch: [SourcedEvent]) async throws -> BatchOutcome
+    /// apply. `consumed` names further positions that were consumed without an event (records
+    /// the caller could not decode and dead-lettered itself): their partitions' positions
+    /// advance past them in the same transaction. Throws only when the transaction itself
+    /// fails, in which case nothing (rows, positions, dead letters) was stored.
+    func apply(batch: [SourcedEvent], consumed: [SourcePosition]) async throws -> BatchOutcome
 
     /// The stored positions: the next offset to consume per source topic partition.
     func positions() async throws -> [SourcePartition: Int64]
@@ -135,4 +137,12 @@ public protocol ReplicaStore: Sendable {
 
     /// The rows of `georep_replication_status`, by source then target region.
     func replicationStatus() async throws -> [ReplicationStatusRecord]
+}
+
+extension ReplicaStore {
+    /// Applies a batch in one transaction together with the batch's next positions; see
+    /// ``apply(batch:consumed:)``.
+    public func apply(batch: [SourcedEvent]) async throws -> BatchOutcome {
+        try await apply(batch: batch, consumed: [])
+    }
 }

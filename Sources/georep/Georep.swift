@@ -8,6 +8,7 @@ struct Georep: AsyncParsableCommand {
         subcommands: [
             DevBrokerCommand.self,
             BenchCommand.self,
+            ApplyCommand.self,
         ]
     )
 }

@@ -72,31 +72,31 @@ public final class SQLiteStore: ReplicaStore {
 
     // MARK: Apply
 
-    /// Applies a batch in one transaction with its next positions; see `ReplicaStore.apply(batch:)`.
-    public func apply(batch: [SourcedEvent]) async throws -> BatchOutcome {
-        try await pool.write { db in try self.apply(batch, in: db) }
+    /// Applies a batch in one transaction with its next positions; see `ReplicaStore.apply(batch:consumed:)`.
+    public func apply(batch: [SourcedEvent], consumed: [SourcePosition]) async throws -> BatchOutcome {
+        try await pool.write { db in try self.apply(batch, consumed: consumed, in: db) }
     }
 
-    /// Applies a batch on the calling thread; see `ReplicaStore.apply(batch:)`.
-    public func applySynchronously(batch: [SourcedEvent]) throws -> BatchOutcome {
-        try pool.write { db in try apply(batch, in: db) }
+    /// Applies a batch on the calling thread; see `ReplicaStore.apply(batch:consumed:)`.
+    public func applySynchronously(batch: [SourcedEvent], consumed: [SourcePosition] = []) throws -> BatchOutcome {
+        try pool.write { db in try apply(batch, consumed: consumed, in: db) }
     }
 
     /// Applies the batch optimistically in one savepoint; when a write fails, rolls the batch
     /// back and applies it again with one savepoint per event, so that only the failing events
     /// are left out. Either way the positions are stored in the same transaction.
-    private func apply(_ batch: [SourcedEvent], in db: Database) throws -> BatchOutcome {
+    private func apply(_ batch: [SourcedEvent], consumed: [SourcePosition], in db: Database) throws -> BatchOutcome {
         let stored = try loadPositions(db)
         var outcome: BatchOutcome?
         do {
             try db.inSavepoint {
-                outcome = try applyEvents(batch, stored: stored, isolatingEachEvent: false, in: db)
+                outcome = try applyEvents(batch, consumed: consumed, stored: stored, isolatingEachEvent: false, in: db)
                 return .commit
             }
         } catch is WriteFailedInBatch {
             outcome = nil
         }
-        let result = try outcome ?? applyEvents(batch, stored: stored, isolatingEachEvent: true, in: db)
+        let result = try outcome ?? applyEvents(batch, consumed: consumed, stored: stored, isolatingEachEvent: true, in: db)
         if !result.failures.isEmpty {
             logger.warning("events failed to apply", metadata: ["count": .stringConvertible(result.failures.count)])
         }
@@ -107,10 +107,13 @@ public final class SQLiteStore: ReplicaStore {
     private struct WriteFailedInBatch: Error {}
 
     private func applyEvents(
-        _ batch: [SourcedEvent], stored: [SourcePartition: Int64], isolatingEachEvent: Bool, in db: Database
+        _ batch: [SourcedEvent], consumed: [SourcePosition], stored: [SourcePartition: Int64], isolatingEachEvent: Bool, in db: Database
     ) throws -> BatchOutcome {
         var outcome = BatchOutcome()
         var next: [SourcePartition: Int64] = [:]
+        for source in consumed where source.offset >= stored[source.partition] ?? 0 {
+            next[source.partition] = max(next[source.partition] ?? stored[source.partition] ?? 0, source.offset + 1)
+        }
         var highest = HLCTimestamp.zero
         for (index, item) in batch.enumerated() {
             if let source = item.source {

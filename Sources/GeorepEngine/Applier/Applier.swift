@@ -1,0 +1,279 @@
+import Foundation
+import GeorepKafka
+public import GeorepModel
+public import GeorepStore
+public import Logging
+import Synchronization
+
+/// Applies every region's change events to one region's store (SPEC §1).
+///
+/// ``run()`` consumes `georep.<R>.changes` of every configured region R (and this region's
+/// `georep.<region>.pinned`), each from its region's own Kafka cluster with one consumer per
+/// distinct cluster. Partitions are assigned from the store's positions (a partition without
+/// one starts at the beginning of the log), so the store, not Kafka, decides where to resume.
+///
+/// Each poll returns whatever has arrived; the batch is decoded, the node's clock advanced, and
+/// the events applied in one store transaction with their offsets. The same offsets are then
+/// committed to Kafka group `georep.apply.<region>` asynchronously, only for Kafka tooling.
+/// Records that cannot be decoded or applied go to `georep.<region>.dlq` with their key, value
+/// and headers plus `georep-error` and `georep-source`; their offsets advance too. Records lost
+/// to retention are reported as errors and in ``progress``, never skipped silently.
+public final class Applier: Sendable {
+    /// Tuning of an applier.
+    public struct Settings: Sendable {
+        /// The most records applied in one transaction.
+        public var maxBatchSize = 2_000
+        /// How long a poll waits for the first record; also the longest time before a stop is seen.
+        public var pollTimeout: Duration = .milliseconds(100)
+        /// Whether this region's pinned topic is consumed (it must exist then).
+        public var consumesPinnedTopic = true
+        /// Extra librdkafka properties of the consumers.
+        public var consumerProperties: [String: String] = [:]
+        /// Extra librdkafka properties of the dead-letter producer.
+        public var producerProperties: [String: String] = [:]
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The region whose store this applier fills.
+    public let region: String
+    private let config: GeorepConfig
+    private let store: any ReplicaStore
+    private let decoder: RecordDecoder
+    private let settings: Settings
+    private let logger: Logger
+    private let waiters = ProgressWaiters()
+    private let isStopping = Atomic<Bool>(false)
+    /// The source partitions, by the bootstrap servers of the cluster that holds them.
+    private let partitionsByCluster: [String: [TopicPartition]]
+    private let ownCluster: String
+
+    /// Makes an applier for `region`'s store; ``run()`` starts it.
+    ///
+    /// - Parameter clock: the node's clock, shared with its ``Writer``: every applied event advances it.
+    /// - Throws: ``ApplierError/unknownRegion(_:)``.
+    public init(
+        region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock,
+        settings: Settings = Settings(), logger: Logger
+    ) throws(ApplierError) {
+        guard let own = config.region(id: region) else { throw .unknownRegion(region) }
+        self.region = region
+        self.config = config
+        self.store = store
+        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock)
+        self.settings = settings
+        self.logger = logger
+        self.ownCluster = own.kafka
+        let partitions = Int32(max(1, config.partitions))
+        var byCluster: [String: [TopicPartition]] = [:]
+        for source in config.regions {
+            byCluster[source.kafka, default: []] += (0..<partitions).map { TopicPartition(topic: Topics.changes(source.id), partition: $0) }
+        }
+        if settings.consumesPinnedTopic {
+            byCluster[own.kafka, default: []] += (0..<partitions).map { TopicPartition(topic: Topics.pinned(region), partition: $0) }
+        }
+        self.partitionsByCluster = byCluster
+    }
+
+    /// The applier's progress now.
+    public var progress: ApplierProgress { waiters.progress }
+
+    /// Returns once the event at `position` is applied (or dead-lettered), without polling.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled first.
+    public func waitUntilApplied(past position: SourcePosition) async throws {
+        try await waiters.wait(past: position)
+    }
+
+    /// Waits at most `timeout` for the event at `position` to be applied; returns whether it is.
+    public func waitUntilApplied(past position: SourcePosition, timeout: Duration) async -> Bool {
+        let reached = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await self.waitUntilApplied(past: position)) != nil }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        return reached || progress.isApplied(position)
+    }
+
+    /// Asks ``run()`` to return after the batch in progress (as cancelling its task does).
+    public func stop() {
+        isStopping.store(true, ordering: .relaxed)
+    }
+
+    /// Consumes and applies until cancelled or stopped, then closes its Kafka clients.
+    ///
+    /// - Important: call once per applier.
+    /// - Throws: ``ApplierError`` when the store or Kafka fails beyond recovery.
+    public func run() async throws(ApplierError) {
+        let positions: [SourcePartition: Int64]
+        do {
+            positions = try await store.positions()
+        } catch {
+            throw .store("cannot read the applied positions: \(error)")
+        }
+        waiters.update { $0.appliedOffsets = positions; $0.isRunning = true }
+        defer { waiters.update { $0.isRunning = false } }
+
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: ownCluster)
+        producerConfiguration.clientID = "georep-dlq-\(region)"
+        producerConfiguration.properties = settings.producerProperties
+        let deadLetters: DeadLetterPublisher
+        do {
+            deadLetters = DeadLetterPublisher(
+                topic: Topics.deadLetters(region), producer: try KafkaProducer(configuration: producerConfiguration, logger: logger),
+                store: store, logger: logger)
+        } catch {
+            throw .kafka("cannot create the dead-letter producer: \(error)")
+        }
+        var consumers: [(KafkaConsumer, [TopicPartition])] = []
+        var failure: ApplierError?
+        do {
+            // Dead letters a previous run stored but did not publish.
+            let published = try await deadLetters.publishStored(originals: [:])
+            if published > 0 { logger.notice("published \(published) dead letters left by a previous run") }
+            for (cluster, partitions) in partitionsByCluster.sorted(by: { $0.key < $1.key }) {
+                let consumer = try makeConsumer(cluster: cluster)
+                consumers.append((consumer, partitions))
+                try consumer.assign(partitions.map { partition in
+                    let next = positions[SourcePartition(topic: partition.topic, partition: partition.partition)]
+                    return TopicPartitionOffset(partition, offset: next.map { KafkaOffset($0) } ?? .beginning)
+                })
+            }
+            logger.info("applier started", metadata: ["region": .string(region), "partitions": "\(partitionsByCluster.values.map(\.count).reduce(0, +))"])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (consumer, partitions) in consumers {
+                    group.addTask { try await self.consume(consumer, partitions: partitions, deadLetters: deadLetters) }
+                }
+                try await group.waitForAll()
+            }
+        } catch let error as ApplierError {
+            failure = error
+        } catch let error as KafkaError {
+            failure = .kafka(error.description)
+        } catch {
+            failure = .store(String(describing: error))
+        }
+        for (consumer, _) in consumers { await consumer.close() }
+        await deadLetters.close()
+        if let failure {
+            logger.error("applier stopped: \(failure)")
+            throw failure
+        }
+        logger.info("applier stopped", metadata: ["region": .string(region)])
+    }
+
+    private func makeConsumer(cluster: String) throws(KafkaError) -> KafkaConsumer {
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: Topics.applyGroup(region))
+        configuration.clientID = "georep-apply-\(region)"
+        configuration.offsetReset = .error
+        configuration.properties = settings.consumerProperties
+        return try KafkaConsumer(configuration: configuration, logger: logger)
+    }
+
+    private var shouldStop: Bool { Task.isCancelled || isStopping.load(ordering: .relaxed) }
+
+    /// The loop of one consumer: poll, apply, repeat until stopped.
+    private func consume(_ consumer: KafkaConsumer, partitions: [TopicPartition], deadLetters: DeadLetterPublisher) async throws {
+        while !shouldStop {
+            let messages: [KafkaMessage]
+            do {
+                messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
+            } catch where error.code == .offsetOutOfRange || error.code == .autoOffsetReset {
+                await reportLostEvents(consumer, partitions: partitions, error: error)
+                continue
+            } catch {
+                if error.isFatal { throw ApplierError.kafka(error.description) }
+                logger.warning("poll failed, retrying: \(error)")
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            guard !messages.isEmpty else { continue }
+            try await apply(messages, consumer: consumer, deadLetters: deadLetters)
+        }
+    }
+
+    /// Applies one batch: decode, dead-letter the refused records (acknowledged before their
+    /// offsets are stored), apply the rest with all offsets in one transaction, dead-letter what
+    /// the store refused, publish progress, commit to Kafka.
+    private func apply(_ messages: [KafkaMessage], consumer: KafkaConsumer, deadLetters: DeadLetterPublisher) async throws {
+        let wallClock = HybridLogicalClock.systemWallClock()
+        var events: [SourcedEvent] = []
+        var originals: [SourcePosition: KafkaMessage] = [:]
+        var refused: [RefusedRecord] = []
+        for message in messages where !message.isPartitionEOF {
+            let position = message.sourcePosition
+            switch decoder.decode(message, wallClockMillis: wallClock) {
+            case let .success(event):
+                events.append(SourcedEvent(event, source: position))
+                originals[position] = message
+            case let .failure(record):
+                refused.append(record)
+            }
+        }
+        if !refused.isEmpty {
+            for record in refused {
+                logger.warning("refused a record", metadata: ["source": "\(record.message.topicPartition)@\(record.message.offset)", "reason": .string(record.reason)])
+            }
+            try await deadLetters.publish(refused.map { DeadLetterPublisher.Letter(message: $0.message, reason: $0.reason) })
+        }
+        let outcome: BatchOutcome
+        do {
+            outcome = try await store.apply(
+                batch: events, consumed: refused.map(\.message.sourcePosition))
+        } catch {
+            throw ApplierError.store("cannot apply a batch of \(events.count) events: \(error)")
+        }
+        if !outcome.failures.isEmpty {
+            _ = try await deadLetters.publishStored(originals: originals)
+        }
+        let highest = events.map(\.event.hlc).max() ?? .zero
+        waiters.update { progress in
+            for (partition, next) in outcome.positions {
+                progress.appliedOffsets[partition] = max(progress.appliedOffsets[partition] ?? 0, next)
+            }
+            progress.eventsApplied += outcome.changed + outcome.unchanged
+            progress.eventsSkipped += outcome.skipped
+            progress.deadLetters += refused.count + outcome.failures.count
+            progress.lastAppliedHLC = max(progress.lastAppliedHLC, highest)
+        }
+        if !outcome.positions.isEmpty {
+            do {
+                try consumer.commitAsync(outcome.positions.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: KafkaOffset($0.value)) })
+            } catch {
+                logger.warning("cannot commit offsets to the apply group: \(error)")
+            }
+        }
+    }
+
+    /// Kafka says a position is no longer in the log: finds the partitions whose next offset is
+    /// below the log start, reports the lost ranges loudly, and resumes them from the log start.
+    private func reportLostEvents(_ consumer: KafkaConsumer, partitions: [TopicPartition], error: KafkaError) async {
+        waiters.update { $0.lostEventReports += 1 }
+        let applied = progress.appliedOffsets
+        var lost: [LostRange] = []
+        for partition in partitions {
+            let source = SourcePartition(topic: partition.topic, partition: partition.partition)
+            guard let marks = try? await consumer.watermarks(topic: partition.topic, partition: partition.partition) else { continue }
+            let next = applied[source] ?? 0
+            if next < marks.low {
+                lost.append(LostRange(partition: source, from: next, upTo: marks.low))
+                do {
+                    try await consumer.seek([TopicPartitionOffset(partition, offset: KafkaOffset(marks.low))])
+                } catch {
+                    logger.error("cannot resume \(partition) after lost events: \(error)")
+                }
+            }
+        }
+        logger.error(
+            "EVENTS LOST: records were removed from the log before region \(region) applied them; the store misses them",
+            metadata: ["error": "\(error)", "lost": "\(lost)"])
+        waiters.update { $0.lostRanges += lost }
+        if lost.isEmpty { try? await Task.sleep(for: .milliseconds(500)) }
+    }
+}

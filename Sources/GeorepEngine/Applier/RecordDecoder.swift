@@ -1,0 +1,68 @@
+import Foundation
+import GeorepKafka
+import GeorepModel
+
+/// Turns consumed records into validated events, or into the reason they are refused.
+struct RecordDecoder: Sendable {
+    let codec: ChangeEventCodec
+    let clock: HybridLogicalClock
+
+    /// The region whose log `topic` is, with whether it is a pinned topic; nil for a foreign topic.
+    static func sourceRegion(of topic: String) -> (region: String, isPinned: Bool)? {
+        let parts = topic.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 3, parts.first == "georep" else { return nil }
+        let region = parts.dropFirst().dropLast().joined(separator: ".")
+        switch parts.last {
+        case "changes": return (region, false)
+        case "pinned": return (region, true)
+        default: return nil
+        }
+    }
+
+    /// Decodes and checks `message`: JSON schema, tables, HLC skew, headers, the topic it came
+    /// on; advances the node's clock with its HLC. Returns the event or the refusal reason.
+    func decode(_ message: KafkaMessage, wallClockMillis: UInt64) -> Result<ChangeEvent, RefusedRecord> {
+        func refuse(_ reason: String) -> Result<ChangeEvent, RefusedRecord> { .failure(RefusedRecord(message: message, reason: reason)) }
+        guard let value = message.value else { return refuse("tombstone: the record has no value, a change event must be JSON") }
+        let event: ChangeEvent
+        do {
+            event = try codec.decode(value, wallClockMillis: wallClockMillis)
+        } catch {
+            return refuse(error.description)
+        }
+        if let text = message.headers.string(named: GeorepHeader.hlc), text != event.hlc.description {
+            return refuse("header \(GeorepHeader.hlc) \(text) disagrees with the event's hlc \(event.hlc)")
+        }
+        if let origin = message.headers.string(named: GeorepHeader.origin), origin != event.origin {
+            return refuse("header \(GeorepHeader.origin) \(origin) disagrees with the event's origin \(event.origin)")
+        }
+        if let (region, isPinned) = Self.sourceRegion(of: message.topic) {
+            if event.origin != region {
+                return refuse("origin \(event.origin) is not the region \(region) of topic \(message.topic)")
+            }
+            let isPinnedTable = codec.config.table(named: event.table)?.merge == .pinned
+            if isPinnedTable != isPinned {
+                return refuse(isPinnedTable
+                    ? "table \(event.table) is region-pinned: its events belong on \(Topics.pinned(region)), not \(message.topic)"
+                    : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
+            }
+        }
+        do {
+            _ = try clock.receive(event.hlc)
+        } catch {
+            return refuse(error.description)
+        }
+        return .success(event)
+    }
+}
+
+/// A consumed record refused before it reached the store, and why.
+struct RefusedRecord: Error {
+    let message: KafkaMessage
+    let reason: String
+}
+
+extension KafkaMessage {
+    /// Where this record was consumed from, as the store names it.
+    var sourcePosition: SourcePosition { SourcePosition(topic: topic, partition: partition, offset: offset) }
+}

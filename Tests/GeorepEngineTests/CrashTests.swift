@@ -1,0 +1,91 @@
+import Foundation
+import GeorepEngine
+import GeorepKafka
+import GeorepModel
+import GeorepStore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An applier in a child process, SIGKILLed at random points and restarted, ends in the
+/// same state as an uninterrupted region.
+@Suite("Applier crashes", .serialized)
+struct CrashTests {
+    /// The `georep` executable built beside the tests.
+    static let executable = repositoryRoot.appendingPathComponent(".build/debug/georep")
+
+    @Test("SIGKILL five times while applying: the final state equals an uninterrupted region's")
+    func killedApplierConverges() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.executable.path), "build georep first (swift build --build-tests)")
+        try await withTemporaryDirectory { directory in
+            try await withRegionsBroker(regions: ConvergenceTests.regions) { broker in
+                let config = try exampleConfig(broker: broker, directory: directory)
+                let example = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
+                let configFile = directory.appendingPathComponent("georep.yaml")
+                try example.replacingOccurrences(of: "127.0.0.1:9092", with: broker.bootstrapServers)
+                    .replacingOccurrences(of: "sqlite:data/", with: "sqlite:\(directory.path)/")
+                    .write(to: configFile, atomically: true, encoding: .utf8)
+                let origin = try await TestNode(region: "us-east-1", config: config)
+                let witness = try await TestNode(region: "ap-southeast-1", config: config)
+
+                // Writes keep flowing while the child is killed and restarted.
+                let writing = Task {
+                    var receipts: [WriteReceipt] = []
+                    var total: Int64 = 0
+                    for index in 0..<1_500 {
+                        let delta = Int64(index % 5) - 1
+                        total += delta
+                        let key: [String: JSONValue] = ["cart_id": .string("c-\(index % 4)")]
+                        receipts.append(try await origin.writer.write(WriteRequest(table: "cart", key: key, operation: .increment(["views": delta]))))
+                        if index % 3 == 0 {
+                            receipts.append(try await origin.writer.write(WriteRequest(table: "cart", key: key, operation: .add(["items": [.string("sku-\(index % 50)")]]))))
+                        }
+                    }
+                    return (receipts, total)
+                }
+                var rng = SystemRandomNumberGenerator()
+                for _ in 0..<5 {
+                    let child = try Self.startWorker(config: configFile, region: "eu-west-1")
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 300...1_200, using: &rng)))
+                    kill(child.processIdentifier, SIGKILL)
+                    child.waitUntilExit()
+                    #expect(child.terminationReason == .uncaughtSignal)
+                }
+                let (receipts, total) = try await writing.value
+                let child = try Self.startWorker(config: configFile, region: "eu-west-1")
+                await waitForReplication([witness], positions: receipts.map(\.position))
+
+                guard case let .sqlite(path)? = config.region(id: "eu-west-1")?.store else { return }
+                let reader = try SQLiteStore(path: path, config: config, logger: testLogger("reader"))
+                let ends = endOffsets(receipts)
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    let positions = try await reader.positions()
+                    if ends.allSatisfy({ (positions[$0.key] ?? 0) >= $0.value }) { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                kill(child.processIdentifier, SIGKILL)
+                child.waitUntilExit()
+
+                let crashed = try await reader.snapshot(table: "cart")
+                let uninterrupted = try await witness.store.snapshot(table: "cart")
+                #expect(crashed.count == 4)
+                #expect(crashed == uninterrupted)
+                let views = crashed.compactMap { $0["views"]?.intValue }.reduce(0, +)
+                #expect(views == total)
+                try reader.close()
+                try await witness.shutdown()
+                try await origin.shutdown()
+            }
+        }
+    }
+
+    static func startWorker(config: URL, region: String) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["apply-worker", "--config", config.path, "--region", region]
+        try process.run()
+        return process
+    }
+}
