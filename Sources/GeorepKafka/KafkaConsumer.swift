@@ -42,6 +42,8 @@ public final class KafkaConsumer: Sendable {
     private let pollQueue = DispatchQueue(label: "georep.kafka.consumer.poll")
     private let pendingError = Mutex<KafkaError?>(nil)
     private let isClosed = Atomic<Bool>(false)
+    /// Group-managed (``subscribe(topics:)``): rebalances can come between records.
+    private let isSubscribed = Atomic<Bool>(false)
     private let logger: Logger
 
     /// Creates a consumer. It takes no partitions until ``assign(_:)`` or ``subscribe(topics:)``.
@@ -80,11 +82,30 @@ public final class KafkaConsumer: Sendable {
         let list = RDKafkaTopicPartitionList.make(topics.map { TopicPartition(topic: $0, partition: RD_KAFKA_PARTITION_UA) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
         try KafkaError.check(rd_kafka_subscribe(client.handle, list), "cannot subscribe to \(topics)")
+        isSubscribed.store(true, ordering: .releasing)
     }
 
     /// Replaces the assignment with exactly `partitions`, each starting at its offset
     /// (``KafkaOffset/stored`` for the group's committed offset).
-    public func assign(_ partitions: [TopicPartitionOffset]) throws(KafkaError) {
+    ///
+    /// Fetches the topics' metadata first: librdkafka 2.0.2 otherwise finds no leader for a
+    /// new partition and retries its start-offset lookup only after half a second.
+    public func assign(_ partitions: [TopicPartitionOffset]) async throws(KafkaError) {
+        let client = client
+        let topics = Set(partitions.map(\.topicPartition.topic))
+        try? await runBlocking {
+            for topic in topics.sorted() {
+                let rkt = rd_kafka_topic_new(client.handle, topic, nil)
+                defer { rd_kafka_topic_destroy(rkt) }
+                var metadata: UnsafePointer<rd_kafka_metadata>?
+                let err = rd_kafka_metadata(client.handle, 0, rkt, &metadata, 5000)
+                if let metadata { rd_kafka_metadata_destroy(metadata) }
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    // Not fatal: librdkafka keeps looking for the leaders itself.
+                    client.logger.debug("no metadata yet for \(topic): \(KafkaError(err))")
+                }
+            }
+        }
         try RDKafkaTopicPartitionList.with(partitions) { list throws(KafkaError) in
             try KafkaError.check(rd_kafka_assign(client.handle, list), "cannot assign \(partitions)")
         }
@@ -132,18 +153,41 @@ public final class KafkaConsumer: Sendable {
     public func poll(maxMessages: Int = 1000, timeout: Duration = .milliseconds(100)) async throws(KafkaError) -> [KafkaMessage] {
         if let error = pendingError.withLock({ $0.take() }) { throw error }
         return try await runBlocking(on: pollQueue) { [self] () throws(KafkaError) in
-            try pollBlocking(maxMessages: maxMessages, timeout: timeout)
+            if isClosed.load(ordering: .relaxed) { throw KafkaError(code: .state, message: "consumer is closed") }
+            return isSubscribed.load(ordering: .acquiring)
+                ? try pollEvents(maxMessages: maxMessages, timeout: timeout)
+                : try pollBatch(maxMessages: maxMessages, timeout: timeout)
         }
+    }
+
+    /// With an explicit assignment no rebalance can come: takes whatever has arrived in one
+    /// call, the fast path.
+    private func pollBatch(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
+        var raw = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
+        let count = rd_kafka_consume_batch_queue(consumerQueue, timeout.milliseconds, &raw, maxMessages)
+        if count < 0 { throw KafkaError(code: .state, message: "consumer poll failed") }
+        defer { for message in raw[0..<count] { rd_kafka_message_destroy(message) } }
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(count)
+        var topics = TopicNameCache()
+        for message in raw[0..<count] {
+            let message = UnsafePointer(message!)
+            switch take(message, topic: topics.name(of: message.pointee.rkt)) {
+            case .message(let converted): messages.append(converted)
+            case .failed(let error): return try failPoll(messages, error)
+            }
+        }
+        return messages
     }
 
     /// Drains the consumer queue event by event, so that a batch ends exactly at a rebalance:
     /// every record returned was fetched under the assignment in force when it is returned
     /// (the records before a revoke are dropped; librdkafka fetches them again for the next
     /// owner from the committed offset).
-    private func pollBlocking(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
-        if isClosed.load(ordering: .relaxed) { throw KafkaError(code: .state, message: "consumer is closed") }
+    private func pollEvents(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
         var messages: [KafkaMessage] = []
-        var topicNames: [OpaquePointer: String] = [:]
+        messages.reserveCapacity(min(maxMessages, 10_000))
+        var topics = TopicNameCache()
         var wait = timeout.milliseconds
         while messages.count < maxMessages, let event = rd_kafka_queue_poll(consumerQueue, wait) {
             defer { rd_kafka_event_destroy(event) }
@@ -151,23 +195,9 @@ public final class KafkaConsumer: Sendable {
             switch rd_kafka_event_type(event) {
             case RD_KAFKA_EVENT_FETCH:
                 guard let message = rd_kafka_event_message_next(event) else { continue }
-                let topic = message.pointee.rkt.map { rkt in
-                    topicNames[rkt] ?? {
-                        let name = String(cString: rd_kafka_topic_name(rkt))
-                        topicNames[rkt] = name
-                        return name
-                    }()
-                } ?? ""
-                let err = message.pointee.err
-                if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    messages.append(Self.makeMessage(message, topic: topic))
-                } else if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    messages.append(KafkaMessage(
-                        topic: topic, partition: message.pointee.partition, offset: message.pointee.offset,
-                        key: nil, value: nil, isPartitionEOF: true
-                    ))
-                } else {
-                    return try failPoll(messages, KafkaError(err, context: "consuming \(topic)[\(message.pointee.partition)] at offset \(message.pointee.offset)"))
+                switch take(message, topic: topics.name(of: message.pointee.rkt)) {
+                case .message(let converted): messages.append(converted)
+                case .failed(let error): return try failPoll(messages, error)
                 }
             case RD_KAFKA_EVENT_REBALANCE:
                 let revoked = rebalancer.rebalance(client.handle, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event))
@@ -187,6 +217,27 @@ public final class KafkaConsumer: Sendable {
             }
         }
         return messages
+    }
+
+    private enum Taken {
+        case message(KafkaMessage)
+        case failed(KafkaError)
+    }
+
+    /// Converts a consumed librdkafka message: a record, a partition-end marker, or an error.
+    private func take(_ message: UnsafePointer<rd_kafka_message_t>, topic: String) -> Taken {
+        switch message.pointee.err {
+        case RD_KAFKA_RESP_ERR_NO_ERROR:
+            return .message(Self.makeMessage(message, topic: topic))
+        case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+            return .message(KafkaMessage(
+                topic: topic, partition: message.pointee.partition, offset: message.pointee.offset,
+                key: nil, value: nil, isPartitionEOF: true
+            ))
+        case let err:
+            let detail = message.pointee.payload.map { ": " + String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
+            return .failed(KafkaError(err, context: "consuming \(topic)[\(message.pointee.partition)] at offset \(message.pointee.offset)\(detail)"))
+        }
     }
 
     /// Returns the records that came before `error` and keeps the error for the next poll,
@@ -289,6 +340,22 @@ public final class KafkaConsumer: Sendable {
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { logger.warning("closing consumer: \(KafkaError(err))") }
             client.destroy()
         }
+    }
+}
+
+/// Topic names of consumed records: nearly every record of a batch has the topic of the one
+/// before it, so the last name is kept beside a dictionary.
+private struct TopicNameCache {
+    private var last: (OpaquePointer, String)?
+    private var names: [OpaquePointer: String] = [:]
+
+    mutating func name(of rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        if let last, last.0 == rkt { return last.1 }
+        let name = names[rkt] ?? String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = name
+        last = (rkt, name)
+        return name
     }
 }
 

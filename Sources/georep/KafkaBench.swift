@@ -153,7 +153,7 @@ struct KafkaBench: AsyncParsableCommand {
             configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "georep-bench"),
             logger: logger
         )
-        try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: .beginning) })
+        try await consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: .beginning) })
         var count = 0
         var bytes = 0
         let deadline = ContinuousClock.now + .seconds(120)

@@ -112,7 +112,7 @@ func readTopic(_ topic: String, broker: DevelopmentBroker, partitions: Int = 1, 
     let consumer = try KafkaConsumer(
         configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "test-\(UUID().uuidString)"),
         logger: testLogger("reader"))
-    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: .beginning) })
+    try await consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: .beginning) })
     var messages: [KafkaMessage] = []
     let deadline = ContinuousClock.now + timeout
     while messages.count < count, ContinuousClock.now < deadline {

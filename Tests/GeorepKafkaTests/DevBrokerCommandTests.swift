@@ -62,7 +62,7 @@ struct DevBrokerCommandTests {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: String(bootstrap), groupID: "interop")
         configuration.sessionTimeoutMilliseconds = 6000
         let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger("consumer"))
-        try assignAll(consumer, topic: "interop", partitions: 3)
+        try await assignAll(consumer, topic: "interop", partitions: 3)
         let fromKcat = try await consume(consumer, count: 3, timeout: .seconds(20))
         await consumer.close()
         #expect(Set(fromKcat.compactMap { $0.key.map { String(decoding: $0, as: UTF8.self) } }) == ["user_profile/1", "user_profile/2", "user_profile/3"])

@@ -28,7 +28,7 @@ struct KafkaClientTests {
             #expect(reports.allSatisfy { $0.error == nil })
 
             let consumer = try KafkaConsumer(configuration: consumerConfiguration(broker), logger: testLogger("consumer"))
-            try assignAll(consumer, topic: topic, partitions: 6)
+            try await assignAll(consumer, topic: topic, partitions: 6)
             let messages = try await consume(consumer, count: total)
             await consumer.close()
 
@@ -70,7 +70,7 @@ struct KafkaClientTests {
             }
             await producer.close()
             let consumer = try KafkaConsumer(configuration: consumerConfiguration(broker), logger: testLogger("consumer"))
-            try assignAll(consumer, topic: "acks", partitions: 3)
+            try await assignAll(consumer, topic: "acks", partitions: 3)
             let messages = try await consume(consumer, count: 300)
             await consumer.close()
             #expect(messages.count == 300)
@@ -93,7 +93,7 @@ struct KafkaClientTests {
             _ = try await producer.send(KafkaRecord(topic: "tomb", key: nil, value: Data()))
             await producer.close()
             let consumer = try KafkaConsumer(configuration: consumerConfiguration(broker), logger: testLogger("consumer"))
-            try assignAll(consumer, topic: "tomb", partitions: 1)
+            try await assignAll(consumer, topic: "tomb", partitions: 1)
             let messages = try await consume(consumer, count: 3)
             await consumer.close()
             try #require(messages.count == 3)
@@ -136,7 +136,7 @@ struct KafkaClientTests {
             let second = try KafkaConsumer(configuration: consumerConfiguration(broker, group: group), logger: testLogger("consumer"))
             let after = try await second.committedOffsets(for: partitions)
             for position in positions { #expect(after[position.topicPartition] == position.offset) }
-            try second.assign(partitions.map { TopicPartitionOffset($0, offset: .stored) })
+            try await second.assign(partitions.map { TopicPartitionOffset($0, offset: .stored) })
             let messages = try await consume(second, count: 400 - 46)
             #expect(messages.count == 400 - 46)
             for partition in 0..<Int32(4) {
@@ -155,7 +155,7 @@ struct KafkaClientTests {
             }
             await producer.close()
             let consumer = try KafkaConsumer(configuration: consumerConfiguration(broker), logger: testLogger("consumer"))
-            try assignAll(consumer, topic: "seek", partitions: 2)
+            try await assignAll(consumer, topic: "seek", partitions: 2)
             let zero = TopicPartition(topic: "seek", partition: 0)
             let one = TopicPartition(topic: "seek", partition: 1)
             try consumer.pause([one])
@@ -180,7 +180,7 @@ struct KafkaClientTests {
             var configuration = consumerConfiguration(broker)
             configuration.offsetReset = .error
             let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger("consumer"))
-            try consumer.assign([TopicPartitionOffset(topic: "short", partition: 0, offset: KafkaOffset(50))])
+            try await consumer.assign([TopicPartitionOffset(topic: "short", partition: 0, offset: KafkaOffset(50))])
             let error = await #expect(throws: KafkaError.self) {
                 _ = try await consume(consumer, count: 1, timeout: .seconds(10))
             }

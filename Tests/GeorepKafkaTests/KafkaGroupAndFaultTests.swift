@@ -112,7 +112,7 @@ struct KafkaGroupAndFaultTests {
             #expect(collector.all.allSatisfy { $0.error == nil })
 
             let consumer = try KafkaConsumer(configuration: consumerConfiguration(broker), logger: testLogger("consumer"))
-            try assignAll(consumer, topic: topic, partitions: 6)
+            try await assignAll(consumer, topic: topic, partitions: 6)
             var messages = try await consume(consumer, count: total, timeout: .seconds(30))
             messages += try await consume(consumer, count: 1, timeout: .seconds(2))  // Nothing beyond them.
             await consumer.close()

@@ -46,8 +46,8 @@ func consume(_ consumer: KafkaConsumer, count: Int, timeout: Duration = .seconds
 }
 
 /// Assigns every partition of `topic` from the beginning.
-func assignAll(_ consumer: KafkaConsumer, topic: String, partitions: Int) throws {
-    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: .beginning) })
+func assignAll(_ consumer: KafkaConsumer, topic: String, partitions: Int) async throws {
+    try await consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: Int32($0), offset: .beginning) })
 }
 
 /// Collects delivery reports from the producer's poller thread.

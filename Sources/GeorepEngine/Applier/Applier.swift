@@ -140,7 +140,7 @@ public final class Applier: Sendable {
             for (cluster, partitions) in partitionsByCluster.sorted(by: { $0.key < $1.key }) {
                 let consumer = try makeConsumer(cluster: cluster)
                 consumers.append((consumer, partitions))
-                try consumer.assign(partitions.map { partition in
+                try await consumer.assign(partitions.map { partition in
                     let next = positions[SourcePartition(topic: partition.topic, partition: partition.partition)]
                     return TopicPartitionOffset(partition, offset: next.map { KafkaOffset($0) } ?? .beginning)
                 })
