@@ -21,16 +21,18 @@ struct KafkaBench: AsyncParsableCommand {
     @Option(help: "Partitions per topic (the development broker keeps about 5 MiB per partition: keep records*size/partitions below that).")
     var partitions: Int = 64
 
+    @Option(help: "Rounds; each direction reports the median.")
+    var rounds: Int = 3
+
     @Option(help: "The kcat executable.")
     var kcat: String = "kcat"
 
     @OptionGroup var common: CommonOptions
 
-    /// Lines kcat gets beyond `records`.
-    private var kcatPadding: Int { 1000 }
-
     func validate() throws {
-        guard records > 0, size > 0, partitions > 0 else { throw ValidationError("records, size and partitions must be positive") }
+        guard records > 0, size > 0, partitions > 0, rounds > 0 else {
+            throw ValidationError("records, size, partitions and rounds must be positive")
+        }
         let perPartition = records * (size + 70) / partitions
         if perPartition > 5 * 1024 * 1024 * 9 / 10 {
             throw ValidationError("\(records) records of \(size) bytes over \(partitions) partitions exceed the development broker's 5 MiB per partition: add partitions")
@@ -41,58 +43,71 @@ struct KafkaBench: AsyncParsableCommand {
         let logger = try common.bootstrapLogging(label: "georep.bench")
         let broker = try DevelopmentBroker(brokers: 1, logger: logger)
         defer { broker.shutdown() }
-        let kcatTopic = "bench.kcat"
-        let swiftTopic = "bench.swift"
-        try broker.createTopic(kcatTopic, partitions: partitions)
-        try broker.createTopic(swiftTopic, partitions: partitions)
         let value = String(repeating: "x", count: size)
-        print("georep bench kafka: \(records) records of \(size) bytes, \(partitions) partitions, development broker \(broker.bootstrapServers), librdkafka \(Librdkafka.version)")
+        print("georep bench kafka: \(records) records of \(size) bytes, \(partitions) partitions, \(rounds) rounds, development broker \(broker.bootstrapServers), librdkafka \(Librdkafka.version)")
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("georep-bench-\(getpid()).txt")
+        try Data(String(repeating: value + "\n", count: records).utf8).write(to: input)
+        defer { try? FileManager.default.removeItem(at: input) }
 
-        let watcher = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "georep-bench"),
-            logger: logger
-        )
-        // Produce: kcat reading lines on standard input, then the wrapper, same producer settings.
-        // kcat 1.7.1 exits at the end of its input without waiting for delivery (records are
-        // lost), so it is timed until the broker holds every record, its input still open.
-        // Both spread keyless records evenly (no sticky partitioning), so that no partition
-        // outgrows the development broker's 5 MiB.
-        // kcat holds the last lines of an open input back, so it gets some extra lines.
-        let lines = Data(String(repeating: value + "\n", count: records + kcatPadding).utf8)
-        let kcatProduce = try await timedAsync {
-            try await produceWithKcat(broker: broker, topic: kcatTopic, lines: lines, watcher: watcher)
+        var seconds: [String: [Double]] = [:]
+        for round in 1...rounds {
+            let kcatTopic = "bench.kcat.\(round)"
+            let swiftTopic = "bench.swift.\(round)"
+            try broker.createTopic(kcatTopic, partitions: partitions)
+            try broker.createTopic(swiftTopic, partitions: partitions)
+            // Produce: kcat from a file of lines, then the wrapper, with the same producer settings.
+            // Both spread keyless records evenly (no sticky partitioning): librdkafka otherwise
+            // sends a 10 ms window of records to one partition, and a fast producer overfills the
+            // development broker's 5 MiB per partition, which then drops the oldest records.
+            seconds["kcat produce", default: []].append(try await timedAsync {
+                try runProcess(kcat, [
+                    "-q", "-P", "-b", broker.bootstrapServers, "-t", kcatTopic, "-l", input.path,
+                    "-X", "enable.idempotence=true", "-X", "sticky.partitioning.linger.ms=0",
+                ])
+            })
+            seconds["georep produce", default: []].append(try await timedAsync {
+                try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
+            })
+            try await checkHeld(broker: broker, topics: [kcatTopic, swiftTopic], logger: logger)
+            // Consume: the same topic (written by kcat), kcat to /dev/null, then the wrapper.
+            seconds["kcat consume", default: []].append(try await timedAsync {
+                try runProcess(kcat, [
+                    "-q", "-C", "-b", broker.bootstrapServers, "-t", kcatTopic, "-o", "beginning", "-e",
+                    "-f", "%s\n", "-X", "fetch.wait.max.ms=10",
+                ])
+            })
+            seconds["georep consume", default: []].append(try await timedAsync {
+                try await consume(broker: broker, topic: kcatTopic, logger: logger)
+            })
         }
-        let swiftProduce = try await timedAsync { try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger) }
-        for topic in [kcatTopic, swiftTopic] {
-            let held = try await recordsHeld(topic: topic, watcher: watcher)
-            guard held >= records, held <= records + kcatPadding else {
-                throw ValidationError("the development broker holds \(held) of the \(records) records produced to \(topic) (it keeps about 5 MiB per partition): add partitions")
-            }
-        }
-        await watcher.close()
 
-        // Consume: the same topic (written by kcat), kcat to /dev/null, then the wrapper.
-        let kcatConsume = try await timedAsync {
-            try runProcess(kcat, ["-q", "-C", "-b", broker.bootstrapServers, "-t", kcatTopic, "-o", "beginning", "-e", "-f", "%s\n", "-X", "fetch.wait.max.ms=10"])
-        }
-        let swiftConsume = try await timedAsync { try await consume(broker: broker, topic: kcatTopic, logger: logger) }
-
-        let rows = [
-            ("produce", kcatProduce, swiftProduce),
-            ("consume", kcatConsume, swiftConsume),
-        ]
         print("")
-        print("direction   kcat rec/s   georep rec/s   georep/kcat")
-        for (name, kcatSeconds, swiftSeconds) in rows {
-            let kcatRate = Double(records) / kcatSeconds
-            let swiftRate = Double(records) / swiftSeconds
+        print("direction   kcat rec/s   georep rec/s   georep/kcat   (median of \(rounds) rounds)")
+        for direction in ["produce", "consume"] {
+            let kcatRate = Double(records) / median(seconds["kcat \(direction)"]!)
+            let swiftRate = Double(records) / median(seconds["georep \(direction)"]!)
             print(
-                name.padding(toLength: 10, withPad: " ", startingAt: 0),
+                direction.padding(toLength: 10, withPad: " ", startingAt: 0),
                 String(format: "%11.0f   %12.0f   %10.0f%%", kcatRate, swiftRate, 100 * swiftRate / kcatRate)
             )
         }
     }
 
+    /// Checks that the broker holds every record produced to `topics`.
+    private func checkHeld(broker: DevelopmentBroker, topics: [String], logger: Logger) async throws {
+        let watcher = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "georep-bench"),
+            logger: logger
+        )
+        for topic in topics {
+            let held = try await recordsHeld(topic: topic, watcher: watcher)
+            guard held == records else {
+                await watcher.close()
+                throw ValidationError("the development broker holds \(held) of the \(records) records produced to \(topic) (it keeps about 5 MiB per partition): add partitions")
+            }
+        }
+        await watcher.close()
+    }
     private func produce(broker: DevelopmentBroker, topic: String, value: Data, logger: Logger) async throws {
         let delivered = Atomic<Int>(0)
         let failed = Atomic<Int>(0)
@@ -123,31 +138,6 @@ struct KafkaBench: AsyncParsableCommand {
         return Int(held)
     }
 
-    /// Feeds `lines` to a kcat producer and returns once the broker holds all the records.
-    private func produceWithKcat(broker: DevelopmentBroker, topic: String, lines: Data, watcher: KafkaConsumer) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [kcat, "-q", "-P", "-b", broker.bootstrapServers, "-t", topic, "-X", "enable.idempotence=true", "-X", "sticky.partitioning.linger.ms=0"]
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        let writer = Thread { input.fileHandleForWriting.write(lines) }
-        writer.start()
-        var held = 0
-        var lastProgress = ContinuousClock.now
-        while held < records {
-            let now = try await recordsHeld(topic: topic, watcher: watcher)
-            if now > held { lastProgress = .now }
-            held = now
-            guard ContinuousClock.now - lastProgress < .seconds(10), process.isRunning else {
-                throw ValidationError("kcat delivered only \(held) of \(records) records")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
-
     private func consume(broker: DevelopmentBroker, topic: String, logger: Logger) async throws {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "georep-bench"),
@@ -163,10 +153,16 @@ struct KafkaBench: AsyncParsableCommand {
             for message in batch { bytes += message.value?.count ?? 0 }
         }
         await consumer.close()
-        guard count >= records, bytes == count * size else {
+        guard count == records, bytes == records * size else {
             throw ValidationError("consumed \(count) of \(records) records (\(bytes) bytes)")
         }
     }
+}
+
+/// The median of `values` (not empty).
+private func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 /// Runs `body` and returns the seconds it took.
