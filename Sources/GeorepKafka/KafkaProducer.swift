@@ -29,14 +29,15 @@ public final class KafkaProducer: Sendable {
     private struct State {
         var nextID: UInt = 0
         var slots: [UInt: Slot] = [:]
-        /// Bumped on every batch of delivery reports: queue space may have been freed.
-        var reportGeneration: UInt64 = 0
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
-        var isClosed = false
     }
 
     private let client: RDKafkaClient
     private let state = Mutex(State())
+    /// Bumped (with `state` locked) on every batch of delivery reports: queue space may have
+    /// been freed. Read without the lock on the fast path.
+    private let reportGeneration = Atomic<UInt64>(0)
+    private let isClosed = Atomic<Bool>(false)
     private let onDeliveryReports: DeliveryReportHandler?
     private let logger: Logger
 
@@ -116,7 +117,7 @@ public final class KafkaProducer: Sendable {
     ///
     /// - Important: call exactly once, after the last send.
     public func close(timeout: Duration = .seconds(10)) async {
-        state.withLock { $0.isClosed = true }
+        isClosed.store(true, ordering: .releasing)
         do {
             try await flush(timeout: timeout)
         } catch {
@@ -149,10 +150,8 @@ public final class KafkaProducer: Sendable {
     /// Hands `record` to librdkafka, waiting for queue space when the local queue is full.
     private func produce(_ record: KafkaRecord, id: UInt) async throws(KafkaError) {
         while true {
-            let generation = try state.withLock { state throws(KafkaError) in
-                if state.isClosed { throw KafkaError(code: .state, message: "producer is closed") }
-                return state.reportGeneration
-            }
+            if isClosed.load(ordering: .acquiring) { throw KafkaError(code: .state, message: "producer is closed") }
+            let generation = reportGeneration.load(ordering: .acquiring)
             let err = produceOnce(record, id: id)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
             if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
@@ -195,7 +194,7 @@ public final class KafkaProducer: Sendable {
     private func waitForQueueSpace(since generation: UInt64) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let isStale = state.withLock { state in
-                guard state.reportGeneration == generation, !state.isClosed else { return true }
+                guard reportGeneration.load(ordering: .acquiring) == generation, !isClosed.load(ordering: .acquiring) else { return true }
                 state.spaceWaiters.append(continuation)
                 return false
             }
@@ -209,18 +208,13 @@ public final class KafkaProducer: Sendable {
         var messages = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 1024)
         var resumed: [(Continuation, KafkaDeliveryReport)] = []
         var bulk: [KafkaDeliveryReport] = []
-        var topicNames: [OpaquePointer: String] = [:]
+        var topics = TopicNameCache()
         while true {
             let count = rd_kafka_event_message_array(event, &messages, messages.count)
             if count == 0 { break }
             let reports = messages[0..<count].map { message -> (UInt, KafkaDeliveryReport) in
                 let message = message!.pointee
-                let rkt = message.rkt!
-                let topic = topicNames[rkt] ?? {
-                    let name = String(cString: rd_kafka_topic_name(rkt))
-                    topicNames[rkt] = name
-                    return name
-                }()
+                let topic = topics.name(of: message.rkt)
                 let error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR
                     ? nil : KafkaError(message.err, context: "delivery to \(topic) failed")
                 let id = UInt(bitPattern: message._private)
@@ -239,7 +233,7 @@ public final class KafkaProducer: Sendable {
             }
         }
         let waiters = state.withLock { state in
-            state.reportGeneration &+= 1
+            reportGeneration.add(1, ordering: .releasing)
             defer { state.spaceWaiters.removeAll() }
             return state.spaceWaiters
         }

@@ -89,6 +89,25 @@ struct DeadLetterTests {
                 // The positions past the refused records are stored, so a restart does not refuse them again.
                 let stored = try await nodes[1].store.positions()
                 #expect((stored[laterPosition.partition] ?? 0) > laterPosition.offset)
+
+                // The example file written by kcat itself, as a user would, is applied everywhere.
+                let file = directory.appendingPathComponent("kcat-upsert.json")
+                try Data(text.replacingOccurrences(of: "\"user_id\": 42", with: "\"user_id\": 44").utf8).write(to: file)
+                let kcat = Process()
+                kcat.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                kcat.arguments = ["kcat", "-P", "-b", broker.bootstrapServers, "-t", topic, "-k", "user_profile/44", file.path]
+                try kcat.run()
+                kcat.waitUntilExit()
+                #expect(kcat.terminationStatus == 0)
+                let deadline = ContinuousClock.now + .seconds(30)
+                for node in nodes {
+                    var row = try await node.store.row(table: "user_profile", key: ["user_id": 44])
+                    while row == nil, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(20))
+                        row = try await node.store.row(table: "user_profile", key: ["user_id": 44])
+                    }
+                    #expect(row?["display_name"] == "Ann", "\(node.region): the record kcat wrote was not applied")
+                }
                 for node in nodes { try await node.shutdown() }
             }
         }
