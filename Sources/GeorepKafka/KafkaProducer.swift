@@ -205,46 +205,52 @@ public final class KafkaProducer: Sendable {
     // MARK: - Delivery reports (poller thread)
 
     private func handleDeliveryReports(_ event: OpaquePointer) {
-        var messages = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 1024)
-        var resumed: [(Continuation, KafkaDeliveryReport)] = []
+        var messages = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 4096)
+        var awaited: [(UInt, KafkaDeliveryReport)] = []
         var bulk: [KafkaDeliveryReport] = []
+        var failures = 0
+        var firstFailure: KafkaError?
         var topics = TopicNameCache()
+        let wantsBulk = onDeliveryReports != nil
         while true {
             let count = rd_kafka_event_message_array(event, &messages, messages.count)
             if count == 0 { break }
-            let reports = messages[0..<count].map { message -> (UInt, KafkaDeliveryReport) in
+            for message in messages[0..<count] {
                 let message = message!.pointee
-                let topic = topics.name(of: message.rkt)
-                let error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR
-                    ? nil : KafkaError(message.err, context: "delivery to \(topic) failed")
                 let id = UInt(bitPattern: message._private)
-                return (id, KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset, error: error))
-            }
-            state.withLock { state in
-                for (id, report) in reports {
-                    if id == 0 {
-                        bulk.append(report)
-                    } else if case .awaiting(let continuation) = state.slots.removeValue(forKey: id) {
-                        resumed.append((continuation, report))
-                    } else {
-                        state.slots[id] = .arrived(report)
-                    }
+                let failed = message.err != RD_KAFKA_RESP_ERR_NO_ERROR
+                // Without a bulk handler, fire-and-forget reports only count failures.
+                if id == 0, !wantsBulk, !failed { continue }
+                let topic = topics.name(of: message.rkt)
+                let error = failed ? KafkaError(message.err, context: "delivery to \(topic) failed") : nil
+                let report = KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset, error: error)
+                if id != 0 {
+                    awaited.append((id, report))
+                } else if wantsBulk {
+                    bulk.append(report)
+                } else {
+                    failures += 1
+                    if firstFailure == nil { firstFailure = error }
                 }
             }
         }
-        let waiters = state.withLock { state in
+        let (resumed, waiters) = state.withLock { state in
+            var resumed: [(Continuation, KafkaDeliveryReport)] = []
+            for (id, report) in awaited {
+                if case .awaiting(let continuation) = state.slots.removeValue(forKey: id) {
+                    resumed.append((continuation, report))
+                } else {
+                    state.slots[id] = .arrived(report)
+                }
+            }
             reportGeneration.add(1, ordering: .releasing)
             defer { state.spaceWaiters.removeAll() }
-            return state.spaceWaiters
+            return (resumed, state.spaceWaiters)
         }
         waiters.forEach { $0.resume() }
         for (continuation, report) in resumed { continuation.resume(returning: report) }
-        if let onDeliveryReports {
-            if !bulk.isEmpty { onDeliveryReports(bulk) }
-        } else if let failed = bulk.first(where: { $0.error != nil }) {
-            let failures = bulk.count { $0.error != nil }
-            logger.error("\(failures) records were not delivered; first: \(failed.error!)")
-        }
+        if let onDeliveryReports, !bulk.isEmpty { onDeliveryReports(bulk) }
+        if let firstFailure { logger.error("\(failures) records were not delivered; first: \(firstFailure)") }
     }
 }
 
