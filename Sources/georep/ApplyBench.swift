@@ -40,6 +40,9 @@ struct ApplyBench: AsyncParsableCommand {
     @Option(help: "The Applier's largest batch (one store transaction).")
     var batch: Int = Applier.Settings().maxBatchSize
 
+    @Option(help: "linger.ms of the producer that fills the topic before the timing (larger batches are fetched faster from the development broker).")
+    var lingerMs: Int = 500
+
     @Option(help: "The kcat executable.")
     var kcat: String = "kcat"
 
@@ -49,7 +52,7 @@ struct ApplyBench: AsyncParsableCommand {
     private static let recordOverhead = 100
 
     func validate() throws {
-        guard records > 0, keys > 0, keys <= records, size > 0, partitions > 0, batch > 0 else {
+        guard records > 0, keys > 0, keys <= records, size > 0, partitions > 0, batch > 0, lingerMs >= 0 else {
             throw ValidationError("records, keys, size, partitions and batch must be positive, and keys at most records")
         }
         let perPartition = records * (size + Self.recordOverhead) / partitions
@@ -114,7 +117,9 @@ struct ApplyBench: AsyncParsableCommand {
         guard let table = config.table(named: BenchDeployment.table) else { throw ValidationError("no table \(BenchDeployment.table)") }
         let delivered = Atomic<Int>(0)
         let failed = Atomic<Int>(0)
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers), logger: logger) { reports in
+        var configuration = KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers)
+        configuration.lingerMilliseconds = lingerMs
+        let producer = try KafkaProducer(configuration: configuration, logger: logger) { reports in
             let failures = reports.count { $0.error != nil }
             failed.add(failures, ordering: .relaxed)
             delivered.add(reports.count - failures, ordering: .relaxed)
