@@ -79,6 +79,8 @@ let package = Package(
                 "GeorepStore",
                 "GeorepEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `georep bench apply` times a plain SQLite loop next to the applier.
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -1,0 +1,315 @@
+import ArgumentParser
+import Foundation
+import GeorepEngine
+import GeorepKafka
+import GeorepModel
+import GeorepStore
+import GRDB
+import Logging
+import Synchronization
+
+/// `georep bench apply`: end-to-end apply throughput, from one region's change topic into
+/// another region's SQLite store through the real ``Applier``, next to its two limits measured
+/// in the same run: kcat reading the same topic, and a plain SQLite loop doing the same upserts.
+struct ApplyBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Apply throughput (change topic → SQLite store through the Applier) next to kcat and a plain SQLite loop.",
+        discussion: """
+            Produces LWW upserts of the user_profile table to georep.us-east-1.changes on a development \
+            broker, then times, one after the other: kcat consuming the topic to /dev/null; the same upserts \
+            as a plain GRDB loop (1,000-row transactions, WAL, synchronous=NORMAL, \
+            INSERT … ON CONFLICT DO UPDATE … WHERE excluded.hlc > hlc); and region eu-west-1's Applier \
+            applying the topic into its store. Prints the Applier's rate as a share of the smaller limit \
+            and checks that the store holds every key with its last write.
+            """
+    )
+
+    @Option(help: "Events produced and applied.")
+    var records: Int = 1_000_000
+
+    @Option(help: "Distinct keys (user_id) the events update.")
+    var keys: Int = 100_000
+
+    @Option(help: "Size of an event's JSON value in bytes (its bio column is padded to reach it).")
+    var size: Int = 200
+
+    @Option(help: "Partitions of the change topic (the development broker keeps about 5 MiB per partition: keep each below 4 MiB).")
+    var partitions: Int = 80
+
+    @Option(help: "The Applier's largest batch (one store transaction).")
+    var batch: Int = Applier.Settings().maxBatchSize
+
+    @Option(help: "linger.ms of the producer that fills the topic before the timing (larger batches are fetched faster from the development broker).")
+    var lingerMs: Int = 500
+
+    @Option(help: "The kcat executable.")
+    var kcat: String = "kcat"
+
+    @OptionGroup var common: CommonOptions
+
+    /// Bytes a keyed record with georep's headers takes in a partition beyond its value (an estimate).
+    private static let recordOverhead = 100
+
+    func validate() throws {
+        guard records > 0, keys > 0, keys <= records, size > 0, partitions > 0, batch > 0, lingerMs >= 0 else {
+            throw ValidationError("records, keys, size, partitions and batch must be positive, and keys at most records")
+        }
+        let perPartition = records * (size + Self.recordOverhead) / partitions
+        if perPartition > 4 * 1024 * 1024 {
+            throw ValidationError("\(records) events of \(size) bytes over \(partitions) partitions put about \(perPartition >> 20) MiB in each partition; the development broker keeps about 5 MiB: add partitions")
+        }
+    }
+
+    func run() async throws {
+        let logger = try common.bootstrapLogging(label: "georep.bench")
+        try await measure(logger: logger)
+    }
+
+    /// Runs the benchmark and prints its figures; `georep bench` calls it too.
+    func measure(logger: Logger) async throws {
+        let origin = "us-east-1"
+        let target = "eu-west-1"
+        let directory = try BenchDeployment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let broker = try DevelopmentBroker(brokers: 1, logger: logger)
+        defer { broker.shutdown() }
+        let config = BenchDeployment.config(regions: [origin, target], kafka: broker.bootstrapServers, directory: directory, partitions: partitions)
+        for region in [origin, target] { try broker.createTopic(Topics.changes(region), partitions: partitions) }
+        try broker.createTopic(Topics.deadLetters(target), partitions: 1)
+        let topic = Topics.changes(origin)
+        let workload = ApplyWorkload(records: records, keys: keys, size: size, origin: origin)
+
+        print("georep bench apply: \(records) LWW upserts over \(keys) keys, \(size)-byte events, \(partitions) partitions of \(topic), development broker \(broker.bootstrapServers)")
+        let produceSeconds = try await timed { try await produce(workload, topic: topic, config: config, broker: broker, logger: logger) }
+        let ends = try await endOffsets(topic: topic, broker: broker, logger: logger)
+        let held = ends.values.reduce(0, +)
+        guard held == Int64(records) else {
+            throw ValidationError("the development broker holds \(held) of the \(records) events (it keeps about 5 MiB per partition): add partitions")
+        }
+        print(String(format: "produced in %.1f s (%.0f events/s, georep's producer)", produceSeconds, Double(records) / produceSeconds))
+
+        let kcatSeconds = try await timed {
+            try runProcess(kcat, ["-C", "-b", broker.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-X", "fetch.wait.max.ms=10"])
+        }
+        let sqliteSeconds = try plainSQLiteLoop(workload, path: directory.appendingPathComponent("plain.sqlite").path)
+        let applierSeconds = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
+
+        let kcatRate = Double(records) / kcatSeconds
+        let sqliteRate = Double(records) / sqliteSeconds
+        let applierRate = Double(records) / applierSeconds
+        print("")
+        print("path                                   seconds     events/s")
+        for (name, seconds, rate) in [
+            ("limit: kcat -C to /dev/null", kcatSeconds, kcatRate),
+            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds, sqliteRate),
+            ("georep Applier (Kafka → SQLite)", applierSeconds, applierRate),
+        ] {
+            print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f", seconds, rate))
+        }
+        let limit = min(kcatRate, sqliteRate)
+        print(String(format: "Applier / smaller limit (%@): %.0f%% (target ≥ 50%%)", kcatRate < sqliteRate ? "kcat" : "SQLite", 100 * applierRate / limit))
+    }
+
+    // MARK: Steps
+
+    private func produce(_ workload: ApplyWorkload, topic: String, config: GeorepConfig, broker: DevelopmentBroker, logger: Logger) async throws {
+        guard let table = config.table(named: BenchDeployment.table) else { throw ValidationError("no table \(BenchDeployment.table)") }
+        let delivered = Atomic<Int>(0)
+        let failed = Atomic<Int>(0)
+        var configuration = KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers)
+        configuration.lingerMilliseconds = lingerMs
+        let producer = try KafkaProducer(configuration: configuration, logger: logger) { reports in
+            let failures = reports.count { $0.error != nil }
+            failed.add(failures, ordering: .relaxed)
+            delivered.add(reports.count - failures, ordering: .relaxed)
+        }
+        for index in 0..<workload.records {
+            let event = workload.event(index)
+            try await producer.enqueue(KafkaRecord(
+                topic: topic, key: table.kafkaKey(for: event.key), value: event.encodedJSON(),
+                headers: [KafkaHeader(name: GeorepHeader.hlc, string: event.hlc.description),
+                          KafkaHeader(name: GeorepHeader.origin, string: event.origin)]))
+        }
+        try await producer.flush(timeout: .seconds(300))
+        await producer.close()
+        guard delivered.load(ordering: .relaxed) == workload.records else {
+            throw ValidationError("only \(delivered.load(ordering: .relaxed)) of \(workload.records) events delivered (\(failed.load(ordering: .relaxed)) failed)")
+        }
+    }
+
+    /// The high watermark of every partition of `topic`, after checking that none lost records.
+    private func endOffsets(topic: String, broker: DevelopmentBroker, logger: Logger) async throws -> [Int32: Int64] {
+        let watcher = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "georep-bench-watcher"),
+            logger: logger)
+        var ends: [Int32: Int64] = [:]
+        var dropped: [Int32] = []
+        for partition in 0..<Int32(partitions) {
+            let marks = try await watcher.watermarks(topic: topic, partition: partition)
+            ends[partition] = marks.high
+            if marks.low > 0 { dropped.append(partition) }
+        }
+        await watcher.close()
+        guard dropped.isEmpty else {
+            throw ValidationError("the development broker dropped the oldest events of \(dropped.count) partitions (it keeps about 5 MiB per partition): add partitions")
+        }
+        return ends
+    }
+
+    /// The same upserts as a plain GRDB loop, 1,000 rows per transaction; returns its seconds.
+    private func plainSQLiteLoop(_ workload: ApplyWorkload, path: String) throws -> Double {
+        let settings = SQLiteStore.Settings()
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA cache_size = -\(settings.cacheSizeKiB)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(settings.walAutocheckpointPages)")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)  // WAL mode
+        try pool.write { db in
+            try db.execute(sql: """
+                CREATE TABLE user_profile (user_id INTEGER NOT NULL, display_name TEXT, bio TEXT,
+                    georep_hlc INTEGER NOT NULL, georep_origin TEXT NOT NULL, PRIMARY KEY (user_id))
+                """)
+        }
+        let upsert = """
+            INSERT INTO user_profile (user_id, display_name, bio, georep_hlc, georep_origin) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, bio = excluded.bio,
+                georep_hlc = excluded.georep_hlc, georep_origin = excluded.georep_origin
+            WHERE excluded.georep_hlc > georep_hlc
+            """
+        let start = ContinuousClock.now
+        for first in stride(from: 0, to: workload.records, by: 1_000) {
+            try pool.write { db in
+                let statement = try db.cachedStatement(sql: upsert)
+                for index in first..<min(workload.records, first + 1_000) {
+                    try statement.execute(arguments: [
+                        Int64(workload.keys[index]), workload.names[index], workload.bio,
+                        Int64(bitPattern: workload.hlc(index).rawValue), workload.origin,
+                    ])
+                }
+            }
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        let rows = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM user_profile") ?? 0 }
+        try pool.close()
+        guard rows == workload.distinctKeys else {
+            throw ValidationError("the plain SQLite loop left \(rows) rows, expected \(workload.distinctKeys)")
+        }
+        return seconds
+    }
+
+    /// Runs `region`'s Applier on a fresh store until it has applied every partition up to
+    /// `ends`; returns the seconds from its start, after checking the store's rows.
+    private func applyThroughApplier(
+        _ workload: ApplyWorkload, region: String, config: GeorepConfig, ends: [Int32: Int64], topic: String, logger: Logger
+    ) async throws -> Double {
+        guard case let .sqlite(path)? = config.region(id: region)?.store else { throw ValidationError("no store for \(region)") }
+        let store = try SQLiteStore(path: path, config: config, logger: logger)
+        let clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis)
+        var settings = Applier.Settings()
+        settings.consumesPinnedTopic = false
+        settings.maxBatchSize = batch
+        let applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings, logger: logger)
+        let lastPositions = ends.filter { $0.value > 0 }.map { SourcePosition(topic: topic, partition: $0.key, offset: $0.value - 1) }
+
+        let start = ContinuousClock.now
+        let seconds = try await withThrowingTaskGroup(of: Double?.self) { group in
+            group.addTask {
+                try await applier.run()
+                return nil
+            }
+            group.addTask {
+                for position in lastPositions { try await applier.waitUntilApplied(past: position) }
+                return (ContinuousClock.now - start).seconds
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(900))
+                throw ValidationError("the Applier did not apply \(workload.records) events in 900 s: \(applier.progress.eventsApplied) applied")
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let seconds = first else {
+                throw ValidationError("the Applier stopped after \(applier.progress.eventsApplied) of \(workload.records) events")
+            }
+            applier.stop()
+            return seconds
+        }
+
+        let progress = applier.progress
+        guard progress.eventsApplied == workload.records, progress.deadLetters == 0, progress.eventsSkipped == 0, !progress.hasLostEvents else {
+            throw ValidationError("the Applier applied \(progress.eventsApplied) of \(workload.records) events (\(progress.deadLetters) dead letters, \(progress.eventsSkipped) skipped, lost: \(progress.hasLostEvents))")
+        }
+        let rows = try await store.snapshot(table: BenchDeployment.table)
+        try store.close()
+        guard rows.count == workload.distinctKeys else {
+            throw ValidationError("the store of \(region) holds \(rows.count) rows, expected \(workload.distinctKeys)")
+        }
+        let stale = rows.count { row in
+            guard case let .int(key)? = row["user_id"], let last = workload.lastIndex[Int32(clamping: key)] else { return true }
+            return row["display_name"] != .string(workload.names[last]) || row["bio"] != .string(workload.bio)
+        }
+        guard stale == 0 else { throw ValidationError("\(stale) rows of the store of \(region) do not hold their key's last write") }
+        print("verified: the store holds \(rows.count) rows, each its key's last write; \(progress.eventsApplied) events applied, no dead letters")
+        return seconds
+    }
+}
+
+/// The events of `georep bench apply`: event `i` upserts a pseudo-random key with a name
+/// unique to the event, at HLC `base + i` (so a later event of a key always wins).
+private struct ApplyWorkload: Sendable {
+    let records: Int
+    let origin: String
+    /// The key of each event.
+    let keys: [Int32]
+    /// The display name of each event (short enough to stay inline in a `String`).
+    let names: [String]
+    /// The bio column, padding the event's JSON to the requested size.
+    let bio: String
+    /// The last event of each key.
+    let lastIndex: [Int32: Int]
+    private let baseHLC: UInt64
+
+    init(records: Int, keys keyCount: Int, size: Int, origin: String) {
+        self.records = records
+        self.origin = origin
+        var generator = SplitMix64(state: 42)
+        // Every key at least once, then random keys, shuffled.
+        var keys = (0..<records).map { Int32($0 < keyCount ? $0 : Int.random(in: 0..<keyCount, using: &generator)) }
+        keys.shuffle(using: &generator)
+        self.keys = keys
+        names = (0..<records).map { "u\(keys[$0])-\($0)" }
+        var last: [Int32: Int] = [:]
+        for (index, key) in keys.enumerated() { last[key] = index }
+        lastIndex = last
+        // A second in the past, so the HLCs stay behind the applier's wall clock.
+        baseHLC = HLCTimestamp(millis: HybridLogicalClock.systemWallClock() - 1_000, logical: 0).rawValue
+        let largest = records - 1
+        let overhead = Self.event(origin: origin, key: keys[largest], name: names[largest], bio: "", hlc: HLCTimestamp(rawValue: baseHLC + UInt64(largest)))
+            .encodedJSON().count
+        bio = String(repeating: "b", count: max(0, size - overhead))
+    }
+
+    var distinctKeys: Int { lastIndex.count }
+
+    func hlc(_ index: Int) -> HLCTimestamp {
+        HLCTimestamp(rawValue: baseHLC + UInt64(index))
+    }
+
+    func event(_ index: Int) -> ChangeEvent {
+        Self.event(origin: origin, key: keys[index], name: names[index], bio: bio, hlc: hlc(index))
+    }
+
+    private static func event(origin: String, key: Int32, name: String, bio: String, hlc: HLCTimestamp) -> ChangeEvent {
+        ChangeEvent(
+            origin: origin, table: BenchDeployment.table, key: ["user_id": .int(Int64(key))], op: .upsert,
+            hlc: hlc, epoch: 1, columns: ["display_name": .string(name), "bio": .string(bio)])
+    }
+}
+
+/// Runs `body` and returns the seconds it took.
+private func timed(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = ContinuousClock.now
+    try await body()
+    return (ContinuousClock.now - start).seconds
+}

@@ -1,0 +1,58 @@
+import Foundation
+import GeorepModel
+
+/// The deployment the end-to-end benchmarks run: regions on one development broker, each
+/// with an SQLite store in `directory`, and the `user_profile` LWW table of
+/// `schemas/examples/georep.yaml` (built here, so the benchmark needs no file).
+enum BenchDeployment {
+    /// The table every benchmark writes.
+    static let table = "user_profile"
+
+    static func config(regions: [String], kafka: String, directory: URL, partitions: Int) -> GeorepConfig {
+        let profile = TableSchema(
+            name: table, key: ["user_id"], merge: .lww,
+            columns: [
+                ColumnSchema(name: "user_id", type: .integer),
+                ColumnSchema(name: "display_name", type: .text),
+                ColumnSchema(name: "bio", type: .text),
+            ])
+        let regionConfigs = regions.enumerated().map { index, id in
+            RegionConfig(
+                id: id, kafka: kafka, http: HostPort(host: "127.0.0.1", port: UInt16(8081 + index)),
+                store: .sqlite(path: directory.appendingPathComponent("\(id).sqlite").path))
+        }
+        return GeorepConfig(topology: .activeActive, primary: nil, regions: regionConfigs, tables: [profile], partitions: partitions)
+    }
+
+    /// A fresh temporary directory for the stores.
+    static func temporaryDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+}
+
+/// The wall clock in milliseconds with sub-millisecond precision (HLC physical time is its floor).
+func wallClockMillis() -> Double {
+    Date().timeIntervalSince1970 * 1000
+}
+
+/// The `fraction` percentile of sorted `values` (nearest rank).
+func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    let rank = Int((fraction * Double(sorted.count)).rounded(.up))
+    return sorted[min(sorted.count - 1, max(0, rank - 1))]
+}
+
+/// A small deterministic random generator (SplitMix64): the same run writes the same keys.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
