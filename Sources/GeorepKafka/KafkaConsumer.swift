@@ -115,13 +115,19 @@ public final class KafkaConsumer: Sendable {
     /// The partitions currently assigned to this consumer.
     public var assignment: [TopicPartition] { rebalancer.assignment.sorted() }
 
-    /// Moves the position of assigned partitions; the next poll returns records from there.
-    public func seek(_ positions: [TopicPartitionOffset], timeout: Duration = .seconds(5)) async throws(KafkaError) {
+    /// Moves the position of assigned partitions; the next poll returns records from there
+    /// (records fetched before the seek are discarded).
+    ///
+    /// - Parameter timeout: how long to wait for librdkafka to confirm each seek; zero (the
+    ///   default) seeks without waiting, and an error then surfaces through ``poll(maxMessages:timeout:)``.
+    ///   librdkafka 2.0.2 sometimes confirms late under load, although the seek itself took effect.
+    public func seek(_ positions: [TopicPartitionOffset], timeout: Duration = .zero) async throws(KafkaError) {
         let client = client
+        let wait = timeout.milliseconds
         try await runBlocking { () throws(KafkaError) in
             try RDKafkaTopicPartitionList.with(positions) { list throws(KafkaError) in
-                try KafkaError.check(rd_kafka_seek_partitions(client.handle, list, timeout.milliseconds), "cannot seek \(positions)")
-                _ = try RDKafkaTopicPartitionList.readChecked(list, "cannot seek")
+                try KafkaError.check(rd_kafka_seek_partitions(client.handle, list, wait), "cannot seek \(positions)")
+                if wait > 0 { _ = try RDKafkaTopicPartitionList.readChecked(list, "cannot seek") }
             }
         }
     }
