@@ -60,10 +60,18 @@ struct KafkaBench: AsyncParsableCommand {
             let swiftTopic = "bench.swift.\(round)"
             try broker.createTopic(kcatTopic, partitions: partitions)
             try broker.createTopic(swiftTopic, partitions: partitions)
-            // Produce: kcat from a file of lines, then the wrapper, with the same producer settings.
+            // Produce: kcat from a file of lines and the wrapper, with the same producer settings.
             // Both spread keyless records evenly (no sticky partitioning): librdkafka otherwise
             // sends a 10 ms window of records to one partition, and a fast producer overfills the
             // development broker's 5 MiB per partition, which then drops the oldest records.
+            // Each side goes first in every other round: the development broker keeps every
+            // topic in memory, so whoever produces second writes into a fuller process.
+            let kcatFirst = round % 2 == 1
+            if !kcatFirst {
+                seconds["georep produce", default: []].append(try await timedAsync {
+                    try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
+                })
+            }
             seconds["kcat produce", default: []].append(try await timedAsync {
                 try runProcess(kcat, [
                     "-q", "-P", "-b", broker.bootstrapServers, "-t", kcatTopic, "-l", input.path,
@@ -71,9 +79,11 @@ struct KafkaBench: AsyncParsableCommand {
                     "-X", "queue.buffering.max.kbytes=\(queueKilobytes)", "-X", "queue.buffering.max.messages=\(queueMessages)",
                 ])
             })
-            seconds["georep produce", default: []].append(try await timedAsync {
-                try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
-            })
+            if kcatFirst {
+                seconds["georep produce", default: []].append(try await timedAsync {
+                    try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
+                })
+            }
             try await checkHeld(broker: broker, topics: [kcatTopic, swiftTopic], logger: logger)
             // Consume: the same topic (written by kcat), kcat to /dev/null, then the wrapper.
             seconds["kcat consume", default: []].append(try await timedAsync {
