@@ -166,11 +166,18 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// With an explicit assignment no rebalance can come: takes whatever has arrived in one
-    /// call, the fast path.
+    /// With an explicit assignment no rebalance can come: the fast path. Waits up to `timeout`
+    /// for the first record only, then takes what is already there: a batch call with a
+    /// time-out would wait for a full batch, adding latency whenever traffic is light.
     private func pollBatch(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
         var raw = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
-        let count = rd_kafka_consume_batch_queue(consumerQueue, timeout.milliseconds, &raw, maxMessages)
+        var count = rd_kafka_consume_batch_queue(consumerQueue, timeout.milliseconds, &raw, 1)
+        if count == 1, maxMessages > 1 {
+            let more = raw.withUnsafeMutableBufferPointer { buffer in
+                rd_kafka_consume_batch_queue(consumerQueue, 0, buffer.baseAddress! + 1, maxMessages - 1)
+            }
+            if more > 0 { count += more }
+        }
         if count < 0 { throw KafkaError(code: .state, message: "consumer poll failed") }
         defer { for message in raw[0..<count] { rd_kafka_message_destroy(message) } }
         var messages: [KafkaMessage] = []
