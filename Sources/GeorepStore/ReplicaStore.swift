@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import GeorepModel
 
 /// A change event to apply, with the position it was consumed from (nil for a local event

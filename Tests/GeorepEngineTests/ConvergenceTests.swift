@@ -20,7 +20,7 @@ struct ConvergenceTests {
     /// per-column LWW notes, G-Set and OR-Set adds and removes, counter increments and
     /// decrements, pinned rows; cart and profile keys are shared by all regions.
     static func plan(count: Int, seed: UInt64) -> [PlannedWrite] {
-        var rng = SeededGenerator(state: seed)
+        var rng = SplitMix64(state: seed)
         let names: [JSONValue] = ["Ann", "Bob", "Chloé", "", "a,b", .null]
         let skus: [JSONValue] = ["sku-1", "sku-2", "sku-3", "sku-4", 7, true]
         return (0..<count).map { _ in
