@@ -306,10 +306,3 @@ private struct ApplyWorkload: Sendable {
             hlc: hlc, epoch: 1, columns: ["display_name": .string(name), "bio": .string(bio)])
     }
 }
-
-/// Runs `body` and returns the seconds it took.
-private func timed(_ body: () async throws -> Void) async rethrows -> Double {
-    let start = ContinuousClock.now
-    try await body()
-    return (ContinuousClock.now - start).seconds
-}

@@ -68,11 +68,11 @@ struct KafkaBench: AsyncParsableCommand {
             // topic in memory, so whoever produces second writes into a fuller process.
             let kcatFirst = round % 2 == 1
             if !kcatFirst {
-                seconds["georep produce", default: []].append(try await timedAsync {
+                seconds["georep produce", default: []].append(try await timed {
                     try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
                 })
             }
-            seconds["kcat produce", default: []].append(try await timedAsync {
+            seconds["kcat produce", default: []].append(try await timed {
                 try runProcess(kcat, [
                     "-q", "-P", "-b", broker.bootstrapServers, "-t", kcatTopic, "-l", input.path,
                     "-X", "enable.idempotence=true", "-X", "sticky.partitioning.linger.ms=0",
@@ -80,19 +80,19 @@ struct KafkaBench: AsyncParsableCommand {
                 ])
             })
             if kcatFirst {
-                seconds["georep produce", default: []].append(try await timedAsync {
+                seconds["georep produce", default: []].append(try await timed {
                     try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
                 })
             }
             try await checkHeld(broker: broker, topics: [kcatTopic, swiftTopic], logger: logger)
             // Consume: the same topic (written by kcat), kcat to /dev/null, then the wrapper.
-            seconds["kcat consume", default: []].append(try await timedAsync {
+            seconds["kcat consume", default: []].append(try await timed {
                 try runProcess(kcat, [
                     "-q", "-C", "-b", broker.bootstrapServers, "-t", kcatTopic, "-o", "beginning", "-e",
                     "-f", "%s\n", "-X", "fetch.wait.max.ms=10",
                 ])
             })
-            seconds["georep consume", default: []].append(try await timedAsync {
+            seconds["georep consume", default: []].append(try await timed {
                 try await consume(broker: broker, topic: kcatTopic, logger: logger)
             })
         }
@@ -168,39 +168,5 @@ struct KafkaBench: AsyncParsableCommand {
         guard count == records, bytes == records * size else {
             throw ValidationError("consumed \(count) of \(records) records (\(bytes) bytes)")
         }
-    }
-}
-
-/// The median of `values` (not empty).
-private func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-/// Runs `body` and returns the seconds it took.
-private func timedAsync(_ body: () async throws -> Void) async rethrows -> Double {
-    let start = ContinuousClock.now
-    try await body()
-    return (ContinuousClock.now - start).seconds
-}
-
-/// Runs an executable found on PATH to completion, its standard output discarded.
-func runProcess(_ executable: String, _ arguments: [String]) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [executable] + arguments
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw ValidationError("\(executable) \(arguments.joined(separator: " ")) exited with status \(process.terminationStatus)")
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
