@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "GeorepModel", targets: ["GeorepModel"]),
         .library(name: "GeorepStore", targets: ["GeorepStore"]),
         .library(name: "GeorepEngine", targets: ["GeorepEngine"]),
+        .library(name: "GeorepNode", targets: ["GeorepNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -24,6 +25,12 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // Without its default swift-configuration trait, which georep does not use.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // librdkafka from Debian's librdkafka-dev, found through pkg-config.
@@ -70,6 +77,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A region node: HTTP API, applier, writer and lag sampler as one ServiceGroup.
+        .target(
+            name: "GeorepNode",
+            dependencies: [
+                "GeorepKafka",
+                "GeorepModel",
+                "GeorepStore",
+                "GeorepEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `georep` command.
         .executableTarget(
             name: "georep",
@@ -78,6 +103,7 @@ let package = Package(
                 "GeorepModel",
                 "GeorepStore",
                 "GeorepEngine",
+                "GeorepNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // `georep bench apply` times a plain SQLite loop next to the applier.
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -101,6 +127,14 @@ let package = Package(
         .testTarget(
             name: "GeorepEngineTests",
             dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GeorepNodeTests",
+            dependencies: [
+                "GeorepNode", "GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -336,6 +336,24 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// The end offset (high watermark: the offset the next record will get) of each partition,
+    /// asked of the leaders in one round trip per broker.
+    ///
+    /// Uses `rd_kafka_offsets_for_times` with the protocol's "latest" timestamp (-1), which
+    /// librdkafka batches per leader; `watermarks(topic:partition:)` costs one round trip per
+    /// partition, too slow for a sampler over cross-region links.
+    public func endOffsets(of partitions: [TopicPartition], timeout: Duration = .seconds(5)) async throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let client = client
+        return try await runBlocking { () throws(KafkaError) in
+            try RDKafkaTopicPartitionList.with(partitions.map { TopicPartitionOffset($0, offset: .end) }) { list throws(KafkaError) in
+                try KafkaError.check(rd_kafka_offsets_for_times(client.handle, list, timeout.milliseconds), "cannot read end offsets")
+                let elements = try RDKafkaTopicPartitionList.readChecked(list, "cannot read the end offset of")
+                return Dictionary(elements.map { ($0.topicPartition, $0.offset.rawValue) }, uniquingKeysWith: { a, _ in a })
+            }
+        }
+    }
+
     // MARK: - Closing
 
     /// Leaves the group (running the revoke hook), stops fetching and destroys the handle.

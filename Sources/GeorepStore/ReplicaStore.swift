@@ -137,6 +137,9 @@ public protocol ReplicaStore: Sendable {
 
     /// The rows of `georep_replication_status`, by source then target region.
     func replicationStatus() async throws -> [ReplicationStatusRecord]
+
+    /// Closes the store after its last use.
+    func close() async throws
 }
 
 extension ReplicaStore {

@@ -6,14 +6,14 @@ import Logging
 
 /// Options every command shares.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info; warning for the demo).")
+    var logLevel: String?
 
-    /// Sends logs to standard error at the chosen level (standard output stays for results)
-    /// and logs the librdkafka version.
-    func bootstrapLogging(label: String) throws -> Logger {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("unknown log level '\(logLevel)'")
+    /// Sends logs to standard error at the chosen level, `defaultLevel` unless one was given
+    /// (standard output stays for results), and logs the librdkafka version.
+    func bootstrapLogging(label: String, defaultLevel: Logger.Level = .info) throws -> Logger {
+        guard let level = logLevel.map({ Logger.Level(rawValue: $0) }) ?? defaultLevel else {
+            throw ValidationError("unknown log level '\(logLevel ?? "")'")
         }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

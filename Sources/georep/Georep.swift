@@ -6,6 +6,9 @@ struct Georep: AsyncParsableCommand {
         commandName: "georep",
         abstract: "Keeps a database's rows synchronized across regions through Kafka.",
         subcommands: [
+            NodeCommand.self,
+            TailCommand.self,
+            DemoCommand.self,
             DevBrokerCommand.self,
             BenchCommand.self,
             ApplyCommand.self,

@@ -1,12 +1,7 @@
 /// A strict RFC 8259 JSON parser from UTF-8 bytes to `JSONValue`, several times faster than
 /// `JSONDecoder` into an enum (which must try each type in turn).
 struct JSONParser {
-    /// Where and why the bytes are not JSON.
-    struct Failure: Error {
-        let offset: Int
-        let problem: String
-        var description: String { "\(problem) at byte \(offset)" }
-    }
+    typealias Failure = JSONSyntaxError
 
     private static let maxDepth = 256
     private let bytes: UnsafeRawBufferPointer
@@ -260,7 +255,25 @@ struct JSONParser {
     }
 }
 
+/// Where and why bytes are not one JSON document.
+public struct JSONSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The byte offset of the problem.
+    public let offset: Int
+    /// What is wrong there.
+    public let problem: String
+
+    /// `problem at byte offset`.
+    public var description: String { "\(problem) at byte \(offset)" }
+}
+
 extension JSONValue {
+    /// Parses one JSON document from UTF-8 bytes.
+    ///
+    /// - Throws: ``JSONSyntaxError`` saying where and why the bytes are not JSON.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONSyntaxError) -> JSONValue {
+        try JSONParser.parse(bytes)
+    }
+
     /// Parses JSON text from UTF-8 bytes; nil when they are not one JSON document.
     public init?(parsing bytes: some Collection<UInt8>) {
         guard let value = try? JSONParser.parse(bytes) else { return nil }

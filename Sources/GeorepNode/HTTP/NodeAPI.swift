@@ -1,0 +1,309 @@
+import Foundation
+import GeorepEngine
+import GeorepModel
+import GeorepStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The HTTP API of a node (SPEC §6).
+extension RegionNode {
+    func makeHTTPServer() -> some Service {
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(JSONErrorMiddleware())
+        router.get("/health") { _, _ in try await self.health() }
+        router.get("/metrics") { _, _ in await self.metricsText() }
+        router.get("/v1/status") { _, _ in try await self.status() }
+        let row = "/v1/tables/:table/rows/:key"
+        router.get(RouterPath(row)) { request, context in try await self.read(request, context) }
+        router.put(RouterPath(row)) { request, context in try await self.write(request, context, .upsert) }
+        router.delete(RouterPath(row)) { request, context in try await self.write(request, context, .delete) }
+        router.post(RouterPath("\(row)/add")) { request, context in try await self.write(request, context, .add) }
+        router.post(RouterPath("\(row)/remove")) { request, context in try await self.write(request, context, .remove) }
+        router.post(RouterPath("\(row)/increment")) { request, context in try await self.write(request, context, .increment) }
+        let address = settings.listenAddress ?? config.region(id: region)?.http ?? HostPort(host: "127.0.0.1", port: 0)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(address.host, port: Int(address.port)), serverName: "georep/\(region)"),
+            onServerRunning: { channel in
+                self.didStartListening(HostPort(host: address.host, port: UInt16(channel.localAddress?.port ?? Int(address.port))))
+            },
+            logger: logger)
+    }
+
+    // MARK: - Writes
+
+    private func write(_ request: Request, _ context: BasicRequestContext, _ kind: WriteKind) async throws -> Response {
+        let start = ContinuousClock.now
+        let (table, key) = try target(context)
+        let body: [UInt8]? = kind == .delete ? nil : try await readBody(request)
+        let operation = try kind.operation(body: body ?? [], table: table)
+        if let route = try await writeRoute(table: table, key: key, operation: operation, request: request) {
+            return try await forward(request, body: body, to: route.region, servedBy: route.reason)
+        }
+        let receipt: WriteReceipt
+        do {
+            receipt = try await writer.write(WriteRequest(table: table.name, key: key, operation: operation))
+        } catch {
+            throw APIError(error)
+        }
+        metrics.recordWrite(operation: kind.rawValue, duration: .now - start)
+        var headers = HTTPFields()
+        headers[.georepToken] = receipt.token.description
+        headers[.contentType] = "application/json"
+        let json: JSONValue = ["token": .string(receipt.token.description), "hlc": .string(receipt.event.hlc.description), "region": .string(region)]
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json.jsonText)))
+    }
+
+    /// Where a write must go when this node cannot take it: nil to write here.
+    private func writeRoute(table: TableSchema, key: [String: JSONValue], operation: WriteRequest.Operation, request: Request) async throws -> (region: String, reason: String)? {
+        let forwarded = request.headers[.georepForwardedBy] != nil
+        if table.merge == .pinned {
+            let home = try await pinnedHome(table: table, key: key, operation: operation)
+            if home != region {
+                if forwarded { throw APIError(.conflict, "this row of region-pinned table \(table.name) lives in region \(home), not \(region)") }
+                return (home, "home")
+            }
+            return nil
+        }
+        let role = role
+        guard !role.acceptsWrites else { return nil }
+        if let primary = role.primary, primary != region, !forwarded {
+            return (primary, "primary")
+        }
+        throw APIError(.conflict, "region \(region) does not accept writes; the primary is \(role.primary ?? "unknown")")
+    }
+
+    /// The home region of a pinned row: the directory's, else the one the write names, else this one.
+    private func pinnedHome(table: TableSchema, key: [String: JSONValue], operation: WriteRequest.Operation) async throws -> String {
+        if let home = try await store.pinnedHome(table: table.name, key: key) { return home }
+        guard case let .upsert(columns) = operation, let named = columns[TableSchema.homeRegionColumn] else { return region }
+        guard let home = named.stringValue, config.region(id: home) != nil else {
+            throw APIError(.unprocessableContent, "home_region \(named.jsonText) is not a region of this deployment; regions: \(config.regions.map(\.id).joined(separator: ", "))")
+        }
+        return home
+    }
+
+    // MARK: - Reads
+
+    private func read(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (table, key) = try target(context)
+        let tokens = try readTokens(request)
+        let forwarded = request.headers[.georepForwardedBy] != nil
+        if table.merge == .pinned, let home = try await store.pinnedHome(table: table.name, key: key), home != region, !forwarded {
+            return try await forward(request, body: nil, to: home, servedBy: "origin")
+        }
+        var servedBy = "local"
+        let pending = tokens.filter { !isApplied($0, table: table) }
+        if !pending.isEmpty, !forwarded {
+            servedBy = "waited"
+            let deadline = ContinuousClock.now + settings.readYourWritesWait
+            for token in pending {
+                let remaining = deadline - .now
+                var reached = false
+                if remaining > .zero {
+                    reached = await applier.waitUntilApplied(past: position(of: token, table: table), timeout: remaining)
+                }
+                if !reached {
+                    return try await forward(request, body: nil, to: token.region, servedBy: "origin")
+                }
+            }
+        }
+        guard let row = try await store.row(table: table.name, key: key) else {
+            throw APIError(.notFound, "no row \(context.parameters.get("key") ?? "") in table \(table.name)", servedBy: servedBy)
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.georepServedBy] = servedBy
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: JSONValue.object(row).jsonText)))
+    }
+
+    private func readTokens(_ request: Request) throws -> [WriteToken] {
+        var tokens: [WriteToken] = []
+        for value in request.headers[values: .georepToken] {
+            guard let parsed = WriteToken.parseList(value) else {
+                throw APIError(.badRequest, "malformed georep-token '\(value)': expected <region>:<partition>:<offset>[,...]")
+            }
+            for token in parsed where config.region(id: token.region) == nil {
+                throw APIError(.badRequest, "georep-token \(token) names region \(token.region), which is not in the configuration")
+            }
+            tokens += parsed
+        }
+        return tokens
+    }
+
+    /// A token's event in the log: in its region's change topic, or pinned topic for a pinned table.
+    private func position(of token: WriteToken, table: TableSchema) -> SourcePosition {
+        let topic = table.merge == .pinned ? Topics.pinned(token.region) : Topics.changes(token.region)
+        return SourcePosition(topic: topic, partition: token.partition, offset: token.offset)
+    }
+
+    /// Whether the token's write is in this region's store. The writer applies a write to its
+    /// own region's store before acknowledging it, so this region's own tokens always are.
+    private func isApplied(_ token: WriteToken, table: TableSchema) -> Bool {
+        token.region == region || applier.progress.isApplied(position(of: token, table: table))
+    }
+
+    // MARK: - Forwarding
+
+    private func forward(_ request: Request, body: [UInt8]?, to target: String, servedBy: String) async throws -> Response {
+        let headers = request.headers.compactMap { field -> (String, String)? in
+            ["host", "content-length", "connection"].contains(field.name.canonicalName) ? nil : (field.name.canonicalName, field.value)
+        }
+        let answer: PeerResponse
+        do {
+            answer = try await peers.send(
+                request.method.rawValue, path: request.uri.description, headers: headers, body: body, to: target, from: region)
+        } catch {
+            throw APIError(.badGateway, "\(error)")
+        }
+        var fields = HTTPFields()
+        for (name, value) in answer.headers {
+            guard let name = HTTPField.Name(name), ![.contentLength, .connection, .transferEncoding, .date, .server].contains(name) else { continue }
+            fields.append(HTTPField(name: name, value: value))
+        }
+        if answer.status < 300 || answer.status == 404 { fields[.georepServedBy] = servedBy == "origin" ? "origin" : fields[.georepServedBy] }
+        fields[.georepRoutedTo] = target
+        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+    }
+
+    // MARK: - Request parts
+
+    /// The table and key named by the path.
+    private func target(_ context: BasicRequestContext) throws -> (TableSchema, [String: JSONValue]) {
+        let tableName = context.parameters.get("table") ?? ""
+        guard let table = config.table(named: tableName) else {
+            throw APIError(.notFound, "unknown table \(tableName); tables: \(config.tables.map(\.name).joined(separator: ", "))")
+        }
+        let keyText = context.parameters.get("key").map { $0.removingPercentEncoding ?? $0 } ?? ""
+        do {
+            return (table, try table.parseKey(keyText))
+        } catch {
+            throw APIError(.badRequest, error.description)
+        }
+    }
+
+    private func readBody(_ request: Request) async throws -> [UInt8] {
+        do {
+            let buffer = try await request.body.collect(upTo: settings.maxBodyBytes)
+            return Array(buffer.readableBytesView)
+        } catch {
+            throw APIError(.contentTooLarge, "the request body is larger than \(settings.maxBodyBytes) bytes")
+        }
+    }
+
+    // MARK: - Health, status, metrics
+
+    private func health() async throws -> Response {
+        let progress = applier.progress
+        let ok = progress.isRunning
+        let json: JSONValue = [
+            "status": .string(ok ? "applying" : "not applying"), "region": .string(region),
+            "events_lost": .bool(progress.hasLostEvents),
+        ]
+        return jsonResponse(json, status: ok ? .ok : .serviceUnavailable)
+    }
+
+    private func metricsText() async -> Response {
+        metrics.refresh(progress: applier.progress, conflicts: (try? await store.conflictCount()) ?? 0)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.prometheusText())))
+    }
+
+    private func status() async throws -> Response {
+        let role = role
+        let progress = applier.progress
+        let regions = try await store.regionConfigs().map { record -> JSONValue in
+            [
+                "id": .string(record.regionID), "kafka": .string(record.kafka), "http": .string(record.http),
+                "is_primary": .bool(record.isPrimary), "is_accepting_writes": .bool(record.isAcceptingWrites),
+                "epoch": .int(Int64(clamping: record.epoch)),
+            ]
+        }
+        let lag = sampler.latest.map { source -> JSONValue in
+            [
+                "source": .string(source.source), "target": .string(region), "last_lsn": .int(source.lastLSN),
+                "lag_records": .int(source.lagRecords), "lag_ms": .int(source.lagMillis),
+                "partitions": .array(source.partitions.map { partition in
+                    ["topic": .string(partition.topic), "partition": .int(Int64(partition.partition)), "applied": .int(partition.applied),
+                     "end": .int(partition.end), "lag_records": .int(partition.lagRecords), "lag_ms": .int(partition.lagMillis)]
+                }),
+            ]
+        }
+        let json: JSONValue = [
+            "region": .string(region), "topology": .string(config.topology.rawValue),
+            "primary": role.primary.map(JSONValue.string) ?? .null, "epoch": .int(Int64(clamping: role.epoch)),
+            "accepting_writes": .bool(role.acceptsWrites),
+            "applier": [
+                "running": .bool(progress.isRunning), "events_applied": .int(Int64(progress.eventsApplied)),
+                "dead_letters": .int(Int64(progress.deadLetters)), "events_lost": .bool(progress.hasLostEvents),
+                "lost_ranges": .array(progress.lostRanges.map { .string($0.description) }),
+                "last_applied_hlc": .string(progress.lastAppliedHLC.description),
+            ],
+            "conflicts": .int(Int64(try await store.conflictCount())),
+            "regions": .array(regions),
+            "lag": .array(lag),
+        ]
+        return jsonResponse(json)
+    }
+}
+
+/// The write endpoints, by the operation they make.
+enum WriteKind: String, Sendable {
+    case upsert, delete, add, remove, increment
+
+    /// Reads the request body of this kind of write against `table`'s columns.
+    func operation(body: [UInt8], table: TableSchema) throws -> WriteRequest.Operation {
+        if self == .delete { return .delete }
+        let object: [String: JSONValue]
+        do {
+            guard let parsed = try JSONValue.parse(body).objectValue else {
+                throw APIError(.badRequest, "the request body must be a JSON object of columns")
+            }
+            object = parsed
+        } catch let error as JSONSyntaxError {
+            throw APIError(.badRequest, "malformed JSON body: \(error)")
+        }
+        guard !object.isEmpty else { throw APIError(.badRequest, "the request body names no column") }
+        switch self {
+        case .upsert:
+            return .upsert(object)
+        case .add, .remove:
+            var elements: [String: [JSONValue]] = [:]
+            for (column, value) in object {
+                guard let array = value.arrayValue else {
+                    throw APIError(.badRequest, "column \(column): \(rawValue) takes an array of elements, not a JSON \(value.typeName)")
+                }
+                elements[column] = array
+            }
+            return self == .add ? .add(elements) : .remove(elements)
+        case .increment:
+            var deltas: [String: Int64] = [:]
+            for (column, value) in object {
+                guard let delta = value.intValue else {
+                    throw APIError(.badRequest, "column \(column): increment takes an integer delta, not a JSON \(value.typeName)")
+                }
+                deltas[column] = delta
+            }
+            return .increment(deltas)
+        case .delete:
+            return .delete
+        }
+    }
+}
+
+func jsonResponse(_ json: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json.jsonText)))
+}
+
+extension HTTPField.Name {
+    static let georepToken = HTTPField.Name("georep-token")!
+    static let georepServedBy = HTTPField.Name("georep-served-by")!
+    static let georepRoutedTo = HTTPField.Name("georep-routed-to")!
+    static let georepForwardedBy = HTTPField.Name(PeerClient.forwardedHeader)!
+}

@@ -1,0 +1,71 @@
+import AsyncHTTPClient
+import Foundation
+public import GeorepModel
+import NIOCore
+import NIOHTTP1
+
+/// A small client of a node's HTTP API, for `georep demo`, `georep lag` and tests.
+public final class NodeHTTPClient: Sendable {
+    /// One response.
+    public struct Reply: Sendable {
+        /// The HTTP status code.
+        public var status: Int
+        /// The body, parsed when it is JSON.
+        public var json: JSONValue?
+        /// The raw body.
+        public var body: [UInt8]
+        /// Response headers, names lowercased.
+        public var headers: [String: String]
+
+        /// The `georep-token` response header.
+        public var token: String? { headers["georep-token"] }
+        /// The `georep-served-by` response header.
+        public var servedBy: String? { headers["georep-served-by"] }
+        /// The `error` member of a JSON error body.
+        public var error: String? { json?.objectValue?["error"]?.stringValue }
+    }
+
+    private let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    private let timeout: Duration
+
+    /// Makes a client; ``shutdown()`` it after use.
+    public init(timeout: Duration = .seconds(30)) {
+        self.timeout = timeout
+    }
+
+    /// Sends `method` to `http://address/path` with an optional JSON body and headers.
+    public func send(
+        _ method: String, _ address: HostPort, _ path: String, json: JSONValue? = nil, headers: [String: String] = [:]
+    ) async throws -> Reply {
+        try await send(method, address, path, body: json.map { Array($0.jsonText.utf8) }, headers: headers)
+    }
+
+    /// Sends `method` to `http://address/path` with optional body bytes (sent as JSON) and headers.
+    public func send(
+        _ method: String, _ address: HostPort, _ path: String, body: [UInt8]?, headers: [String: String] = [:]
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://\(address)\(path)")
+        request.method = HTTPMethod(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds) * 1000))
+        let bytes = Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+        var fields: [String: String] = [:]
+        for header in response.headers { fields[header.name.lowercased()] = header.value }
+        return Reply(status: Int(response.status.code), json: JSONValue(parsing: bytes), body: bytes, headers: fields)
+    }
+
+    /// The path of a row: `/v1/tables/{table}/rows/{key}`, the key percent-encoded.
+    public static func rowPath(_ table: String, _ key: String, _ suffix: String = "") -> String {
+        let encoded = key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? key
+        return "/v1/tables/\(table)/rows/\(encoded)\(suffix)"
+    }
+
+    /// Closes the client's connections.
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+}

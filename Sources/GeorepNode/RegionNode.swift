@@ -1,0 +1,212 @@
+import Foundation
+public import GeorepEngine
+public import GeorepKafka
+public import GeorepModel
+public import GeorepStore
+public import Logging
+import ServiceLifecycle
+import Synchronization
+public import UnixSignals
+
+/// One region's node (SPEC §6): its store, clock, writer, applier, lag sampler and HTTP API.
+///
+/// ``run()`` runs them as one `ServiceGroup`. A graceful shutdown (SIGTERM for `georep node`,
+/// ``shutdown()`` in-process) goes in the order that loses nothing acknowledged: the HTTP server
+/// stops taking requests and finishes those in flight, the lag sampler stops, the applier
+/// finishes the batch it is applying (committing it), the producer flushes, the store closes.
+public final class RegionNode: Sendable {
+    /// Tuning of a node.
+    public struct Settings: Sendable {
+        /// The applier's tuning.
+        public var applier = Applier.Settings()
+        /// The lag sampler's tuning.
+        public var sampler = LagSampler.Settings()
+        /// `linger.ms` of the writer's producer: how long a write waits to share a batch.
+        public var writerLingerMilliseconds = 2
+        /// Extra librdkafka properties of the writer's producer (SASL, TLS, ...).
+        public var producerProperties: [String: String] = [:]
+        /// Where the HTTP server listens; nil for the region's `http` address of the configuration.
+        public var listenAddress: HostPort?
+        /// The largest request body accepted.
+        public var maxBodyBytes = 1 << 20
+        /// How long a read carrying tokens waits for the applier before it is served by the
+        /// tokens' origin region (SPEC §5).
+        public var readYourWritesWait: Duration = .seconds(1)
+        /// How long requests forwarded to another region's node may take.
+        public var forwardTimeout: Duration = .seconds(10)
+        /// Called once the HTTP server listens, with its address.
+        public var onListening: (@Sendable (HostPort) -> Void)?
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The region this node serves.
+    public let region: String
+    /// The deployment's configuration.
+    public let config: GeorepConfig
+    /// The region's store.
+    public let store: any ReplicaStore
+    /// The node's hybrid logical clock, shared by its writer and applier.
+    public let clock: HybridLogicalClock
+    /// Publishes this region's writes.
+    public let writer: Writer
+    /// Applies every region's events to the store.
+    public let applier: Applier
+    /// The node's metrics.
+    public let metrics: NodeMetrics
+    /// Samples the replication lag.
+    public let sampler: LagSampler
+    let settings: Settings
+    let logger: Logger
+    let peers: PeerClient
+    private let producer: KafkaProducer
+    private let roleState: Mutex<NodeRole>
+    private let serviceGroup = Mutex<ServiceGroup?>(nil)
+    private let listening = Mutex<HostPort?>(nil)
+
+    /// Opens the region's store and Kafka clients; ``run()`` starts the node.
+    ///
+    /// - Throws: ``NodeError`` naming what cannot be opened.
+    public init(config: GeorepConfig, region: String, settings: Settings = Settings(), logger: Logger) async throws {
+        guard let own = config.region(id: region) else {
+            throw NodeError.unknownRegion(region, known: config.regions.map(\.id))
+        }
+        self.region = region
+        self.config = config
+        self.settings = settings
+        self.logger = logger
+        let store: any ReplicaStore
+        do {
+            store = try makeReplicaStore(at: own.store, config: config, logger: logger)
+        } catch {
+            throw NodeError.store("cannot open the store \(own.store): \(error)")
+        }
+        self.store = store
+        clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: own.kafka)
+        producerConfiguration.clientID = "georep-writer-\(region)"
+        producerConfiguration.lingerMilliseconds = settings.writerLingerMilliseconds
+        producerConfiguration.properties = settings.producerProperties
+        producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        let role = NodeRole.initial(region: region, config: config)
+        roleState = Mutex(role)
+        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch, logger: logger)
+        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings.applier, logger: logger)
+        metrics = NodeMetrics(region: region)
+        metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
+        sampler = LagSampler(region: region, config: config, applier: applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
+        peers = PeerClient(config: config, timeout: settings.forwardTimeout)
+        try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })
+    }
+
+    /// The node's role now.
+    public var role: NodeRole { roleState.withLock { $0 } }
+
+    /// Where the HTTP server listens, once it does.
+    public var listenAddress: HostPort? { listening.withLock { $0 } }
+
+    /// Runs the node until a graceful shutdown (``shutdown()``, or one of `signals`) or a
+    /// failure of one of its parts, then stops it in order.
+    public func run(signals: [UnixSignal] = []) async throws {
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ClosingService { [store] in try await store.close() }, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: SamplerService(sampler: sampler)),
+            .init(service: ClosingService { [producer, peers] in
+                await producer.close()
+                try await peers.shutdown()
+            }),
+            .init(service: makeHTTPServer(), failureTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: logger)
+        configuration.cancellationSignals = []
+        let group = ServiceGroup(configuration: configuration)
+        serviceGroup.withLock { $0 = group }
+        logger.notice("node starting", metadata: ["region": .string(region), "topology": .string(config.topology.rawValue)])
+        try await group.run()
+        logger.notice("node stopped", metadata: ["region": .string(region)])
+    }
+
+    /// Starts the graceful shutdown of ``run()``.
+    public func shutdown() async {
+        await serviceGroup.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    func didStartListening(_ address: HostPort) {
+        listening.withLock { $0 = address }
+        logger.info("node \(region) listening on http://\(address)")
+        settings.onListening?(address)
+    }
+
+    /// Replaces the role (a failover), stamping the new epoch on later writes.
+    public func updateRole(_ role: NodeRole) async {
+        roleState.withLock { $0 = role }
+        writer.epoch = role.epoch
+        metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
+        do {
+            try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })
+        } catch {
+            logger.warning("cannot save the region configuration: \(error)")
+        }
+    }
+
+    private func regionRecord(_ region: RegionConfig, role: NodeRole) -> RegionConfigRecord {
+        let isPrimary = role.primary == region.id
+        let accepts = role.primary == nil || isPrimary
+        return RegionConfigRecord(
+            regionID: region.id, kafka: region.kafka, http: region.http.description, isPrimary: isPrimary,
+            isAcceptingWrites: accepts, epoch: role.epoch)
+    }
+}
+
+/// Why a node cannot start or run.
+public enum NodeError: Error, Sendable, CustomStringConvertible {
+    /// The region is not in the configuration.
+    case unknownRegion(String, known: [String])
+    /// The store cannot be opened.
+    case store(String)
+
+    /// A human-readable reason.
+    public var description: String {
+        switch self {
+        case let .unknownRegion(region, known): "unknown region \(region); the configuration has \(known.joined(separator: ", "))"
+        case let .store(problem): problem
+        }
+    }
+}
+
+/// Runs the applier; a graceful shutdown lets it finish its batch.
+private struct ApplierService: Service {
+    let applier: Applier
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await applier.run()
+        } onGracefulShutdown: {
+            applier.stop()
+        }
+    }
+}
+
+/// Runs the lag sampler until a graceful shutdown.
+private struct SamplerService: Service {
+    let sampler: LagSampler
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await sampler.run()
+        }
+    }
+}
+
+/// Waits for the graceful shutdown, then releases a resource: the services started after it
+/// (which use it) have stopped by then.
+private struct ClosingService: Service {
+    let close: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await close()
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import GeorepEngine
+import GeorepKafka
+import GeorepModel
+import GeorepNode
+import Logging
+
+/// The demo's deployment: one development broker (librdkafka's mock cluster) per region with an
+/// added round-trip time, a configuration file in a fresh directory, and three region nodes in
+/// this process on SQLite files, each with its HTTP API on a loopback port.
+final class DemoDeployment: Sendable {
+    static let regions = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+
+    let directory: URL
+    let config: GeorepConfig
+    let configPath: String
+    let brokers: [String: DevelopmentBroker]
+    let nodes: [String: RegionNode]
+    private let runs: [Task<Void, any Error>]
+
+    /// Starts brokers and nodes; `roundTripMillis` is added to every request to every cluster.
+    init(directory: URL, roundTripMillis: Int, partitions: Int, topology: String = "active-active", logger: Logger) async throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var brokers: [String: DevelopmentBroker] = [:]
+        for region in Self.regions {
+            let broker = try DevelopmentBroker(brokers: 1, logger: logger)
+            for topic in [Topics.changes(region), Topics.pinned(region)] {
+                try broker.createTopic(topic, partitions: partitions)
+            }
+            try broker.createTopic(Topics.deadLetters(region), partitions: 1)
+            if region == Self.regions[0] { try broker.createTopic(Topics.control, partitions: 1) }
+            if roundTripMillis > 0 { try broker.setRoundTripTime(roundTripMillis, broker: 1) }
+            brokers[region] = broker
+        }
+        self.brokers = brokers
+        let ports = try Self.regions.map { _ in try freeLoopbackPort() }
+        let yaml = Self.configYAML(
+            topology: topology, brokers: Self.regions.map { brokers[$0]!.bootstrapServers }, ports: ports,
+            directory: directory, partitions: partitions)
+        configPath = directory.appendingPathComponent("georep.yaml").path
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        config = try GeorepConfig.load(path: configPath)
+        var nodes: [String: RegionNode] = [:]
+        var runs: [Task<Void, any Error>] = []
+        for region in Self.regions {
+            var nodeLogger = logger
+            nodeLogger[metadataKey: "region"] = .string(region)
+            let node = try await RegionNode(config: config, region: region, logger: nodeLogger)
+            nodes[region] = node
+            runs.append(Task { try await node.run() })
+        }
+        self.nodes = nodes
+        self.runs = runs
+        for region in Self.regions { try await waitUntilListening(region) }
+    }
+
+    /// The HTTP address of `region`'s node.
+    func address(_ region: String) -> HostPort { config.region(id: region)!.http }
+
+    private func waitUntilListening(_ region: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while nodes[region]?.listenAddress == nil {
+            guard ContinuousClock.now < deadline else { throw DemoError("the node of \(region) did not start listening within 30 s") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Stops every node in order and then the brokers.
+    func shutdown() async {
+        for node in nodes.values { await node.shutdown() }
+        for run in runs { _ = try? await run.value }
+        for broker in brokers.values { broker.shutdown() }
+    }
+
+    /// The demo's configuration file: the spec's three tables and three regions.
+    static func configYAML(topology: String, brokers: [String], ports: [UInt16], directory: URL, partitions: Int) -> String {
+        var text = """
+            # Written by `georep demo`: three regions, each with its own development broker.
+            topology: \(topology)
+            \(topology == "single-primary" ? "primary: \(regions[0])\n" : "")partitions: \(partitions)
+            regions:
+
+            """
+        for (index, region) in regions.enumerated() {
+            text += """
+                  - id: \(region)
+                    kafka: \(brokers[index])
+                    http: 127.0.0.1:\(ports[index])
+                    store: sqlite:\(directory.appendingPathComponent("\(region).sqlite").path)
+
+                """
+        }
+        text += """
+            tables:
+              user_profile:
+                key: [user_id]
+                merge: lww
+                columns: {user_id: integer, display_name: text, bio: text}
+              cart:
+                key: [cart_id]
+                merge: lww-columns
+                columns: {cart_id: text, items: gset, saved: orset, views: counter, note: text}
+              user_pii:
+                key: [user_id]
+                merge: pinned
+                columns: {user_id: integer, home_region: text, email: text}
+
+            """
+        return text
+    }
+}
+
+/// A failure of the demo itself.
+struct DemoError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import GeorepEngine
+import GeorepKafka
+import GeorepModel
+import Logging
+
+/// `georep tail`: a region's change events, decoded, one per line, as they arrive.
+struct TailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print a region's change events decoded, one per line, as they arrive (like kcat -C, but readable).",
+        discussion: """
+            Each line: HLC wall time, partition@offset, origin region and writer epoch, operation, \
+            table/key, and the columns it sets. A record that is not a valid change event is printed \
+            with the reason the appliers refuse it. Reads the change topic from the region's own \
+            Kafka cluster without joining a consumer group, so it never disturbs the appliers.
+            """
+    )
+
+    @OptionGroup var deployment: DeploymentOptions
+
+    @Option(help: "The region whose change topic to read.")
+    var region: String
+
+    @Flag(help: "Start at the beginning of the topic instead of its end.")
+    var fromBeginning = false
+
+    @Flag(help: "Read the region's pinned topic instead of its change topic.")
+    var pinned = false
+
+    @Option(help: "Stop after this many records.")
+    var count: Int?
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let logger = try common.bootstrapLogging(label: "georep.tail")
+        let config = try deployment.load()
+        guard let source = config.region(id: region) else {
+            throw ValidationError("unknown region \(region); the configuration has \(config.regions.map(\.id).joined(separator: ", "))")
+        }
+        let topic = pinned ? Topics.pinned(region) : Topics.changes(region)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(bootstrapServers: source.kafka, groupID: "georep.tail.\(UUID().uuidString)"),
+            logger: logger)
+        try await consumer.assign((0..<Int32(config.partitions)).map {
+            TopicPartitionOffset(topic: topic, partition: $0, offset: fromBeginning ? .beginning : .end)
+        })
+        let codec = ChangeEventCodec(config: config)
+        let stop = Task { _ = await waitForTerminationSignal() }
+        var printed = 0
+        while !stop.isCancelled, printed < (count ?? .max) {
+            let messages = try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200))
+            for message in messages.prefix((count ?? .max) - printed) {
+                printFlushed(Self.line(message, codec: codec))
+                printed += 1
+            }
+            if stop.isCancelled { break }
+        }
+        stop.cancel()
+        await consumer.close()
+    }
+
+    /// One readable line for a record of a change topic.
+    static func line(_ message: KafkaMessage, codec: ChangeEventCodec) -> String {
+        let position = "p\(message.partition)@\(message.offset)"
+        guard let value = message.value else { return "\(position) tombstone key=\(message.key.map { String(decoding: $0, as: UTF8.self) } ?? "-")" }
+        let event: ChangeEvent
+        do {
+            event = try codec.decode(value, wallClockMillis: nil)
+        } catch {
+            return "\(position) REFUSED (\(error.code)): \(error)"
+        }
+        let time = Date(timeIntervalSince1970: Double(event.hlc.millis) / 1000)
+        var line = "\(time.formatted(.iso8601.time(includingFractionalSeconds: true))) \(position) \(event.origin) e\(event.epoch) \(event.op.rawValue) \(event.table)/\(codec.config.table(named: event.table)?.keyText(event.key) ?? JSONValue.object(event.key).jsonText)"
+        if !event.columns.isEmpty { line += " " + JSONValue.object(event.columns).jsonText }
+        return line
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import GeorepModel
+import GeorepNode
+import Testing
+
+/// The repository root, found from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `georep` executable built beside the test bundle.
+let georepExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("georep")
+
+/// A child `georep` process whose standard output is read line by line.
+final class GeorepProcess: @unchecked Sendable {
+    let process = Process()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var lines: [String] = []
+    private var partial = Data()
+
+    /// Starts `georep arguments...`; its logs (standard error) are appended to `logFile` when given.
+    init(_ arguments: [String], logFile: URL? = nil) throws {
+        process.executableURL = georepExecutable
+        process.arguments = arguments
+        process.standardOutput = output
+        if let logFile {
+            if !FileManager.default.fileExists(atPath: logFile.path) {
+                FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: logFile)
+            try handle.seekToEnd()
+            process.standardError = handle
+        }
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let chunk = handle.availableData
+            guard let self, !chunk.isEmpty else { return }
+            self.lock.lock()
+            self.partial += chunk
+            while let newline = self.partial.firstIndex(of: UInt8(ascii: "\n")) {
+                self.lines.append(String(decoding: self.partial[self.partial.startIndex..<newline], as: UTF8.self))
+                self.partial = Data(self.partial[(newline + 1)...])
+            }
+            self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    /// Waits for a line of standard output that starts with `prefix` and returns it.
+    func waitForLine(startingWith prefix: String, timeout: Duration = .seconds(60)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = (lock.withLock { lines.first { $0.hasPrefix(prefix) } }) { return line }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") printed no line starting with '\(prefix)' (running: \(process.isRunning))")
+    }
+
+    /// Sends `signal` and waits for the exit; returns the exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                kill(process.processIdentifier, SIGKILL)
+                throw ProcessFailure("georep did not stop within \(timeout) after signal \(signal)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+struct ProcessFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A deployment of `georep` processes: a development broker and one node per region of the
+/// example configuration (schemas/examples/georep.yaml) with fresh ports and stores.
+final class ProcessDeployment: @unchecked Sendable {
+    let directory: URL
+    let configPath: String
+    let config: GeorepConfig
+    let broker: GeorepProcess
+    let bootstrap: String
+    private(set) var nodes: [String: GeorepProcess] = [:]
+
+    init(topology: String = "active-active", extraYAML: String = "") async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-nodes-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
+        for port in 8081...8083 { yaml = yaml.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try freeLoopbackPort())") }
+        yaml = yaml.replacingOccurrences(of: "sqlite:data/", with: "sqlite:\(directory.path)/")
+        yaml = yaml.replacingOccurrences(of: "topology: active-active", with: "topology: \(topology)\n\(extraYAML)")
+        configPath = directory.appendingPathComponent("georep.yaml").path
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        config = try GeorepConfig.load(path: configPath)
+        broker = try GeorepProcess(["dev-broker", "--config", configPath, "--log-level", "warning"], logFile: directory.appendingPathComponent("broker.log"))
+        bootstrap = try await broker.waitForLine(startingWith: "127.0.0.1")
+    }
+
+    /// Starts `region`'s node and waits until its HTTP API listens.
+    func start(_ region: String) async throws {
+        let node = try GeorepProcess(
+            ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", "notice"],
+            logFile: directory.appendingPathComponent("\(region).log"))
+        nodes[region] = node
+        _ = try await node.waitForLine(startingWith: "listening on")
+    }
+
+    func address(_ region: String) -> HostPort { config.region(id: region)!.http }
+
+    /// The region's log so far.
+    func log(_ region: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent("\(region).log"), encoding: .utf8)) ?? ""
+    }
+
+    func shutdown() async {
+        for node in nodes.values { _ = try? await node.stop() }
+        _ = try? await broker.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import GeorepModel
+import GeorepNode
+import Synchronization
+import Testing
+
+/// Three `georep node` processes and a `georep dev-broker` process, driven over HTTP.
+@Suite("georep node processes", .serialized)
+struct NodeProcessTests {
+    /// An acknowledged write whose effect must be visible everywhere afterwards.
+    struct Acknowledged: Sendable {
+        enum Effect: Sendable {
+            case profile(id: Int, name: String)
+            case item(cart: String, item: String)
+        }
+        var effect: Effect
+        var token: String
+    }
+
+    final class Outcome: Sendable {
+        let acknowledged = Mutex<[Acknowledged]>([])
+        let refused = Atomic<Int>(0)
+    }
+
+    @Test("writes through three nodes converge row by row; a node stopped with SIGTERM during writes and restarted loses no acknowledged write")
+    func threeNodesConvergeAcrossSIGTERM() async throws {
+        let deployment = try await ProcessDeployment()
+        let client = NodeHTTPClient(timeout: .seconds(20))
+        defer { Task { try? await client.shutdown(); await deployment.shutdown() } }
+        let regions = deployment.config.regions.map(\.id)
+        for region in regions { try await deployment.start(region) }
+
+        let outcome = Outcome()
+        let victim = regions[1]
+        let writesPerRegion = 240
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (regionIndex, region) in regions.enumerated() {
+                for worker in 0..<6 {
+                    group.addTask {
+                        for number in stride(from: worker, to: writesPerRegion, by: 6) {
+                            let id = regionIndex * 100_000 + number
+                            let write: (String, String, JSONValue, Acknowledged.Effect) = number % 3 == 2
+                                ? ("POST", NodeHTTPClient.rowPath("cart", "cart-\(number % 7)", "/add"), ["items": [.string("\(region)-\(number)")]],
+                                   .item(cart: "cart-\(number % 7)", item: "\(region)-\(number)"))
+                                : ("PUT", NodeHTTPClient.rowPath("user_profile", "\(id)"), ["display_name": .string("n\(id)")], .profile(id: id, name: "n\(id)"))
+                            // Same-key writes from every region too.
+                            if number % 10 == 0 {
+                                _ = try? await client.send("PUT", deployment.address(region), NodeHTTPClient.rowPath("user_profile", "7"), json: ["bio": .string(region)])
+                            }
+                            guard let reply = try? await client.send(write.0, deployment.address(region), write.1, json: write.2),
+                                  reply.status == 200, let token = reply.token else {
+                                outcome.refused.add(1, ordering: .relaxed)
+                                try await Task.sleep(for: .milliseconds(50))
+                                continue
+                            }
+                            outcome.acknowledged.withLock { $0.append(Acknowledged(effect: write.3, token: token)) }
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                // Stop one node in the middle of the writes, then restart it.
+                try await Task.sleep(for: .seconds(2))
+                let status = try await deployment.nodes[victim]!.stop(signal: SIGTERM)
+                #expect(status == 0, "a node stopped by SIGTERM exits with status 0")
+                try await deployment.start(victim)
+            }
+            try await group.waitForAll()
+        }
+        let writes = outcome.acknowledged.withLock { $0 }
+        #expect(writes.count > regions.count * writesPerRegion / 2, "most writes are acknowledged (\(writes.count), \(outcome.refused.load(ordering: .relaxed)) refused)")
+        #expect(deployment.log(victim).contains("node stopped"), "the stopped node logged its orderly shutdown")
+
+        // Every node applies every acknowledged write: a read carrying all tokens is served locally
+        // only once they are applied.
+        let tokens = writes.map(\.token)
+        for region in regions {
+            try await waitUntilCaughtUp(client, deployment.address(region), tokens: tokens)
+        }
+        // Every row, read from every node: identical, and holding every acknowledged write.
+        var profiles: [Int: String] = [:]
+        var items: [String: Set<String>] = [:]
+        for write in writes {
+            switch write.effect {
+            case let .profile(id, name): profiles[id] = name
+            case let .item(cart, item): items[cart, default: []].insert(item)
+            }
+        }
+        var paths = profiles.keys.map { NodeHTTPClient.rowPath("user_profile", "\($0)") } + items.keys.map { NodeHTTPClient.rowPath("cart", $0) }
+        paths.append(NodeHTTPClient.rowPath("user_profile", "7"))
+        for path in paths {
+            var bodies: [String] = []
+            for region in regions {
+                let reply = try await client.send("GET", deployment.address(region), path)
+                #expect(reply.status == 200, "\(path) at \(region): \(reply.status) \(reply.error ?? "")")
+                bodies.append(reply.json?.jsonText ?? "")
+            }
+            #expect(Set(bodies).count == 1, "\(path) differs between regions: \(bodies)")
+            let row = JSONValue(parsing: Array(bodies[0].utf8))?.objectValue ?? [:]
+            if path.contains("user_profile"), let id = Int(path.split(separator: "/").last!), let name = profiles[id] {
+                #expect(row["display_name"]?.stringValue == name)
+            }
+            if path.contains("/cart/"), let cart = path.split(separator: "/").last.map(String.init), let expected = items[cart] {
+                let stored = Set(row["items"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+                #expect(expected.isSubset(of: stored), "cart \(cart) misses acknowledged items \(expected.subtracting(stored))")
+            }
+        }
+    }
+
+    /// Waits until a node serves a read carrying every token locally (it has applied them all).
+    private func waitUntilCaughtUp(_ client: NodeHTTPClient, _ address: HostPort, tokens: [String]) async throws {
+        // The highest token per source partition stands for all below it.
+        var highest: [String: (String, Int64)] = [:]
+        for token in tokens {
+            let parts = token.split(separator: ":")
+            let partition = "\(parts[0]):\(parts[1])"
+            let offset = Int64(parts[2]) ?? 0
+            if (highest[partition]?.1 ?? -1) < offset { highest[partition] = (token, offset) }
+        }
+        let header = highest.values.map(\.0).joined(separator: ",")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let reply = try await client.send("GET", address, NodeHTTPClient.rowPath("user_profile", "7"), headers: ["georep-token": header])
+            if reply.servedBy == "local" { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("the node at \(address) did not catch up within 60 s")
+    }
+}
