@@ -89,13 +89,20 @@ final class ProcessDeployment: @unchecked Sendable {
     let config: GeorepConfig
     let broker: GeorepProcess
     let bootstrap: String
+    /// The example configuration's node addresses (`127.0.0.1:8081`...) and the free ports used instead.
+    let addressMap: [String: String]
     private(set) var nodes: [String: GeorepProcess] = [:]
 
     init(topology: String = "active-active", extraYAML: String = "") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-nodes-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
-        for port in 8081...8083 { yaml = yaml.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try freeLoopbackPort())") }
+        var addressMap: [String: String] = [:]
+        for port in 8081...8083 {
+            addressMap["127.0.0.1:\(port)"] = "127.0.0.1:\(try freeLoopbackPort())"
+            yaml = yaml.replacingOccurrences(of: "127.0.0.1:\(port)", with: addressMap["127.0.0.1:\(port)"]!)
+        }
+        self.addressMap = addressMap
         yaml = yaml.replacingOccurrences(of: "sqlite:data/", with: "sqlite:\(directory.path)/")
         yaml = yaml.replacingOccurrences(of: "topology: active-active", with: "topology: \(topology)\n\(extraYAML)")
         configPath = directory.appendingPathComponent("georep.yaml").path
