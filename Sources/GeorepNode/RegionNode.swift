@@ -32,6 +32,9 @@ public final class RegionNode: Sendable {
         /// How long a read carrying tokens waits for the applier before it is served by the
         /// tokens' origin region (SPEC §5).
         public var readYourWritesWait: Duration = .seconds(1)
+        /// Sticky reads: for this long after a write by a user (request header `georep-user`),
+        /// the user's reads at this node go to the region that published the write; nil: off.
+        public var stickyReadWindow: Duration?
         /// How long requests forwarded to another region's node may take.
         public var forwardTimeout: Duration = .seconds(10)
         /// Called once the HTTP server listens, with its address.
@@ -60,6 +63,8 @@ public final class RegionNode: Sendable {
     let settings: Settings
     let logger: Logger
     let peers: PeerClient
+    let sticky: StickyUsers?
+    let localWrites = LocalWrites()
     private let producer: KafkaProducer
     private let roleState: Mutex<NodeRole>
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
@@ -97,6 +102,7 @@ public final class RegionNode: Sendable {
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
         sampler = LagSampler(region: region, config: config, applier: applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
         peers = PeerClient(config: config, timeout: settings.forwardTimeout)
+        sticky = settings.stickyReadWindow.map(StickyUsers.init(window:))
         try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })
     }
 

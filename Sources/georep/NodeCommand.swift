@@ -44,12 +44,25 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The region this node serves.")
     var region: String
 
+    @Option(help: "Sticky reads: for this many seconds after a write by a user (request header georep-user), the user's reads go to the region that published it.")
+    var stickySeconds: Double?
+
+    @Option(help: "How long a read carrying georep-token waits for this region to apply the tokens before the origin region serves it, in milliseconds.")
+    var readWaitMs: Int = 1000
+
     @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if let stickySeconds, stickySeconds <= 0 { throw ValidationError("--sticky-seconds must be positive") }
+        guard readWaitMs >= 0 else { throw ValidationError("--read-wait-ms must not be negative") }
+    }
 
     func run() async throws {
         let logger = try common.bootstrapLogging(label: "georep.node.\(region)")
         let config = try deployment.load()
         var settings = RegionNode.Settings()
+        settings.stickyReadWindow = stickySeconds.map { .milliseconds(Int64($0 * 1000)) }
+        settings.readYourWritesWait = .milliseconds(readWaitMs)
         settings.onListening = { address in printFlushed("listening on http://\(address)") }
         let node = try await RegionNode(config: config, region: region, settings: settings, logger: logger)
         try await node.run(signals: [.sigterm, .sigint])

@@ -214,3 +214,19 @@ struct KafkaClientTests {
         }
     }
 }
+
+@Suite("partitioner")
+struct PartitionerTests {
+    @Test("KafkaPartitioner names the partition the producer puts a keyed record in")
+    func partitionOfKey() async throws {
+        try await withBroker(topics: ["keyed": 6]) { broker in
+            let producer = try KafkaProducer(configuration: producerConfiguration(broker), logger: testLogger("producer"))
+            for number in 0..<60 {
+                let key = "user_profile/\(number)"
+                let report = try await producer.send(KafkaRecord(topic: "keyed", key: key, value: nil))
+                #expect(report.partition == KafkaPartitioner.partition(of: key, partitions: 6), "\(key)")
+            }
+            await producer.close()
+        }
+    }
+}

@@ -16,7 +16,7 @@ import Testing
         #"{"v": 1, "origin": "us-east-1", "table": "user_profile", "key": {"user_id": 42}, "op": "upsert", "hlc": "114428378130448384", "epoch": 1, "# + body + "}"
     }
 
-    @Test(arguments: ["upsert", "delete", "set-add", "set-remove", "counter-increment"])
+    @Test(arguments: ["upsert", "delete", "set-add", "set-remove", "counter-increment", "locate"])
     func everyExampleFileDecodesAgainstTheSpecTables(name: String) throws {
         let url = Fixtures.examplesDirectory.appendingPathComponent("\(name).json")
         let data = try Data(contentsOf: url)
@@ -219,6 +219,25 @@ import Testing
         }
         #expect(throws: EventRejection.keyMismatch(table: "ledger", problem: "key column n must be a non-empty integer")) {
             try Fixtures.table("ledger").parseKey("a,b,c")
+        }
+    }
+}
+
+@Suite("locate events")
+struct LocateEventTests {
+    private let codec = ChangeEventCodec(config: Fixtures.specConfig)
+
+    private func locate(table: String = "user_pii", columns: String) -> Data {
+        Data(#"{"v": 1, "origin": "eu-west-1", "table": "\#(table)", "key": {"user_id": 7}, "op": "locate", "hlc": "114428378130448384", "epoch": 1, "columns": \#(columns)}"#.utf8)
+    }
+
+    @Test func aLocateNamesOnlyTheHomeRegionOfAPinnedRow() throws {
+        #expect(try codec.decode(locate(columns: #"{"home_region": "eu-west-1"}"#), wallClockMillis: nil).op == .locate)
+        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{"home_region": "eu-west-1", "email": "a@b"}"#), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{}"#), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{"home_region": 5}"#), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) {
+            try codec.decode(Data(#"{"v": 1, "origin": "eu-west-1", "table": "user_profile", "key": {"user_id": 7}, "op": "locate", "hlc": "114428378130448384", "epoch": 1, "columns": {"home_region": "eu-west-1"}}"#.utf8), wallClockMillis: nil)
         }
     }
 }

@@ -40,9 +40,13 @@ struct RecordDecoder: Sendable {
             if event.origin != region {
                 return refuse("origin \(event.origin) is not the region \(region) of topic \(message.topic)")
             }
-            let isPinnedTable = codec.config.table(named: event.table)?.merge == .pinned
-            if isPinnedTable != isPinned {
-                return refuse(isPinnedTable
+            // A pinned table's rows go to the pinned topic; only their directory entries
+            // (locate events, no content) go to the change topic.
+            let isPinnedRow = codec.config.table(named: event.table)?.merge == .pinned && event.op != .locate
+            if isPinnedRow != isPinned {
+                return refuse(event.op == .locate
+                    ? "locate events belong on \(Topics.changes(region)), not \(message.topic)"
+                    : isPinnedRow
                     ? "table \(event.table) is region-pinned: its events belong on \(Topics.pinned(region)), not \(message.topic)"
                     : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
             }

@@ -28,9 +28,9 @@ public final class Writer: Sendable {
     public let region: String
     private let config: GeorepConfig
     private let store: any ReplicaStore
-    private let clock: HybridLogicalClock
+    let clock: HybridLogicalClock
     private let producer: KafkaProducer
-    private let writerID: String?
+    let writerID: String?
     private let currentEpoch: Atomic<UInt64>
     private let rows = KeyedSerializer()
     private let logger: Logger
@@ -90,19 +90,7 @@ public final class Writer: Sendable {
         }
         let event = try makeEvent(request, row: row)
         let topic = table.merge == .pinned ? Topics.pinned(region) : Topics.changes(region)
-        let record = KafkaRecord(
-            topic: topic, key: table.kafkaKey(for: request.key), value: event.encodedJSON(),
-            headers: [KafkaHeader(name: GeorepHeader.hlc, string: event.hlc.description),
-                      KafkaHeader(name: GeorepHeader.origin, string: region)])
-        let report: KafkaDeliveryReport
-        do {
-            report = try await producer.send(record)
-        } catch {
-            throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
-        }
-        if let error = report.error {
-            throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
-        }
+        let report = try await publish(event, table: table, to: topic)
         do {
             let outcome = try await store.apply(batch: [SourcedEvent(event)])
             if let failure = outcome.failures.first {
@@ -116,6 +104,25 @@ public final class Writer: Sendable {
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
         return WriteReceipt(
             token: WriteToken(region: region, partition: report.partition, offset: report.offset), position: position, event: event)
+    }
+
+    /// Publishes `event` to `topic` (key `<table>/<key>`, headers `georep-hlc` and
+    /// `georep-origin`) and waits for Kafka's acknowledgement.
+    func publish(_ event: ChangeEvent, table: TableSchema, to topic: String) async throws(WriteError) -> KafkaDeliveryReport {
+        let record = KafkaRecord(
+            topic: topic, key: table.kafkaKey(for: event.key), value: event.encodedJSON(),
+            headers: [KafkaHeader(name: GeorepHeader.hlc, string: event.hlc.description),
+                      KafkaHeader(name: GeorepHeader.origin, string: region)])
+        let report: KafkaDeliveryReport
+        do {
+            report = try await producer.send(record)
+        } catch {
+            throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
+        }
+        if let error = report.error {
+            throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
+        }
+        return report
     }
 
     private static func checkNotEmpty(_ request: WriteRequest, table: String) throws(WriteError) {

@@ -52,6 +52,10 @@ public struct ChangeEvent: Hashable, Sendable {
         case remove
         /// Add deltas to counter columns.
         case increment
+        /// Name the home region of a region-pinned row (column `home_region` only): the entry of
+        /// the replicated directory that other regions route by. It carries no row content and
+        /// changes no row.
+        case locate
     }
 
     /// The region whose writer produced the event.

@@ -63,6 +63,9 @@ extension TableSchema {
             normalized[column] = try normalize(value, column: column, type: type, op: event.op)
         }
         event.columns = normalized
+        if event.op == .locate, normalized[Self.homeRegionColumn] == nil {
+            throw .schemaViolation(field: "columns.\(Self.homeRegionColumn)", problem: "a locate event names the row's home region")
+        }
         if !event.counterTotals.isEmpty {
             for column in event.counterTotals.keys where event.columns[column] == nil {
                 throw .schemaViolation(field: "counters.\(column)", problem: "names a column this increment does not change")
@@ -114,6 +117,12 @@ extension TableSchema {
             return value
         case .delete:
             throw .schemaViolation(field: "columns.\(column)", problem: "a delete carries no columns")
+        case .locate:
+            guard merge == .pinned, column == Self.homeRegionColumn else {
+                throw wrong("locate names only the home_region of a row of a pinned table")
+            }
+            guard case let .string(region) = value, RegionID.isValid(region) else { throw wrong("home_region must be a region id") }
+            return value
         }
     }
 

@@ -6,6 +6,12 @@ public struct RowState: Sendable, Equatable {
         public var isChanged: Bool
         /// Concurrent scalar writes from different regions that met in this merge.
         public var conflicts: [Conflict]
+
+        /// Makes an outcome.
+        public init(isChanged: Bool, conflicts: [Conflict]) {
+            self.isChanged = isChanged
+            self.conflicts = conflicts
+        }
     }
 
     /// The table's declaration.
@@ -114,6 +120,9 @@ public struct RowState: Sendable, Equatable {
                 delta.counters[column] = counter
             }
             delta.lastWrite = stamp
+        case .locate:
+            // A directory entry: stores keep it apart from the rows.
+            break
         }
         return delta
     }

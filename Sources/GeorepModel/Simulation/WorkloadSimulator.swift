@@ -122,6 +122,8 @@ public struct WorkloadSimulator {
             var event = try? row.makeRemove([column.name: randomElements(using: &rng)], context: context)
             if handWritten { event?.observed = [:] }
             return event
+        case .locate:
+            return nil
         case .increment:
             guard let column = counters.randomElement(using: &rng) else { return nil }
             var event = try? row.makeIncrement([column.name: Int64.random(in: -5...9, using: &rng)], context: context)

@@ -40,15 +40,24 @@ extension RegionNode {
         let (table, key) = try target(context)
         let body: [UInt8]? = kind == .delete ? nil : try await readBody(request)
         let operation = try kind.operation(body: body ?? [], table: table)
+        let user = request.headers[.georepUser]
         if let route = try await writeRoute(table: table, key: key, operation: operation, request: request) {
-            return try await forward(request, body: body, to: route.region, servedBy: route.reason)
+            let response = try await forward(request, body: body, to: route.region, servedBy: route.reason)
+            if let user, response.status == .ok { sticky?.noteWrite(user: user, region: route.region) }
+            return response
         }
         let receipt: WriteReceipt
         do {
             receipt = try await writer.write(WriteRequest(table: table.name, key: key, operation: operation))
+            if table.merge == .pinned, case .upsert = operation {
+                // The directory entry other regions route by; the row stays in the pinned topic.
+                _ = try await writer.publishLocation(table: table, key: key)
+            }
         } catch {
             throw APIError(error)
         }
+        if table.merge != .pinned { localWrites.note(receipt.position) }
+        if let user { sticky?.noteWrite(user: user, region: region) }
         metrics.recordWrite(operation: kind.rawValue, duration: .now - start)
         var headers = HTTPFields()
         headers[.georepToken] = receipt.token.description
@@ -88,16 +97,20 @@ extension RegionNode {
 
     // MARK: - Reads
 
+    /// Serves a read (SPEC §5): a region-pinned row by its home region; a sticky user's read by
+    /// the region of the user's recent write; a read whose tokens are applied here locally; else
+    /// after waiting (bounded, woken by the applier's progress, no polling) for the applier; else
+    /// by the tokens' origin region. Answers with `georep-served-by` and the tokens of what it
+    /// read (`georep-token`), which a client sends back for monotonic reads.
     private func read(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, key) = try target(context)
         let tokens = try readTokens(request)
-        let forwarded = request.headers[.georepForwardedBy] != nil
-        if table.merge == .pinned, let home = try await store.pinnedHome(table: table.name, key: key), home != region, !forwarded {
-            return try await forward(request, body: nil, to: home, servedBy: "origin")
+        if request.headers[.georepForwardedBy] == nil, let target = try await readRoute(table: table, key: key, tokens: tokens, request: request) {
+            return try await forward(request, body: nil, to: target, servedBy: "origin")
         }
         var servedBy = "local"
-        let pending = tokens.filter { !isApplied($0, table: table) }
-        if !pending.isEmpty, !forwarded {
+        let pending = request.headers[.georepForwardedBy] == nil ? tokens.filter { !isApplied($0, table: table) } : []
+        if !pending.isEmpty {
             servedBy = "waited"
             let deadline = ContinuousClock.now + settings.readYourWritesWait
             for token in pending {
@@ -117,7 +130,24 @@ extension RegionNode {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.georepServedBy] = servedBy
+        if table.merge != .pinned {
+            let seen = readTokens(table: table, key: key)
+            if !seen.isEmpty { headers[.georepToken] = seen.map(\.description).joined(separator: ",") }
+        }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: JSONValue.object(row).jsonText)))
+    }
+
+    /// The region that must serve a read instead of this one, if any.
+    private func readRoute(table: TableSchema, key: [String: JSONValue], tokens: [WriteToken], request: Request) async throws -> String? {
+        if table.merge == .pinned {
+            if let home = try await store.pinnedHome(table: table.name, key: key) { return home == region ? nil : home }
+            // Not in the directory yet: a token names the region that wrote the row.
+            return tokens.first { $0.region != region }?.region
+        }
+        if let user = request.headers[.georepUser], let target = sticky?.region(for: user), target != region {
+            return target
+        }
+        return nil
     }
 
     private func readTokens(_ request: Request) throws -> [WriteToken] {
@@ -306,4 +336,5 @@ extension HTTPField.Name {
     static let georepServedBy = HTTPField.Name("georep-served-by")!
     static let georepRoutedTo = HTTPField.Name("georep-routed-to")!
     static let georepForwardedBy = HTTPField.Name(PeerClient.forwardedHeader)!
+    static let georepUser = HTTPField.Name("georep-user")!
 }

@@ -172,6 +172,10 @@ public final class SQLiteStore: ReplicaStore {
     }
 
     private func applyOne(_ event: ChangeEvent, _ sql: TableSQL, in db: Database) throws -> RowState.ApplyOutcome {
+        if event.op == .locate, let home = event.columns[TableSchema.homeRegionColumn]?.stringValue {
+            try recordPinnedHome(table: sql.table, key: event.key, region: home, in: db)
+            return RowState.ApplyOutcome(isChanged: false, conflicts: [])
+        }
         var row = RowState(table: sql.table, key: event.key, state: try loadState(sql, key: event.key, in: db) ?? RowMergeState())
         let result = row.apply(event, conflictWindowMillis: config.conflictWindowMillis)
         if result.isChanged {

@@ -51,11 +51,11 @@ struct DemoCommand: AsyncParsableCommand {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("georep-demo-\(UUID().uuidString.prefix(8))")
         print("georep demo: 3 regions, \(rate) writes/s per region for \(duration) s, \(rttMs) ms added round trip per cluster")
         print("  files in \(folder.path)")
-        let deployment = try await DemoDeployment(directory: folder, roundTripMillis: rttMs, partitions: partitions, logger: logger)
+        let deployment = try await LocalDeployment(directory: folder, roundTripMillis: rttMs, partitions: partitions, logger: logger)
         let client = NodeHTTPClient()
         var converged = false
         do {
-            for region in DemoDeployment.regions {
+            for region in LocalDeployment.regions {
                 print("  \(region): node http://\(deployment.address(region)), Kafka \(deployment.config.region(id: region)!.kafka)")
             }
             print("\n1. Mixed workload (profile edits with same-key conflicts, cart G-Set adds, OR-Set saves, counters, deletes)")
@@ -81,8 +81,8 @@ struct DemoCommand: AsyncParsableCommand {
         guard converged else { throw ExitCode(1) }
     }
 
-    private func waitForReplication(_ deployment: DemoDeployment, outcome: DemoWorkload.Outcome) async throws {
-        for region in DemoDeployment.regions {
+    private func waitForReplication(_ deployment: LocalDeployment, outcome: DemoWorkload.Outcome) async throws {
+        for region in LocalDeployment.regions {
             let applier = deployment.nodes[region]!.applier
             for (partition, offset) in outcome.written_positions {
                 let position = SourcePosition(topic: partition.topic, partition: partition.partition, offset: offset)

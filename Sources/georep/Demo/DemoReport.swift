@@ -5,13 +5,13 @@ import GeorepNode
 /// The demo's summary: events written and applied per region, lag percentiles, conflicts, and
 /// the convergence check of every table across the regions.
 struct DemoReport {
-    let deployment: DemoDeployment
+    let deployment: LocalDeployment
     let outcome: DemoWorkload.Outcome
     let lags: LagRecorder
 
     /// Prints the summary; returns whether every region converged.
     func print() async throws -> Bool {
-        let regions = DemoDeployment.regions
+        let regions = LocalDeployment.regions
         let width = regions.map(\.count).max() ?? 10
         func pad(_ text: String) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
         Swift.print("   \(pad("region"))  written  failed  applied  conflicts  dead letters")
@@ -44,7 +44,7 @@ struct DemoReport {
     private func checkCRDTs() async throws -> (counters: Bool, items: Bool) {
         var countersOK = true
         var itemsOK = true
-        for region in DemoDeployment.regions {
+        for region in LocalDeployment.regions {
             let rows = try await deployment.nodes[region]!.store.snapshot(table: "cart")
             var byCart: [String: [String: JSONValue]] = [:]
             for row in rows { if let id = row["cart_id"]?.stringValue { byCart[id] = row } }

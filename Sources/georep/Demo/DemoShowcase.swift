@@ -5,7 +5,7 @@ import GeorepNode
 /// The demo's guided reads: read-your-writes across regions with a token, and a region-pinned
 /// row read from another region.
 struct DemoShowcase {
-    let deployment: DemoDeployment
+    let deployment: LocalDeployment
     let client: NodeHTTPClient
 
     func run() async throws {
@@ -14,7 +14,7 @@ struct DemoShowcase {
 
     /// Writes at us-east-1, then reads at once at eu-west-1, without and with the write's token.
     private func readYourWrites() async throws {
-        let (writer, reader) = (DemoDeployment.regions[0], DemoDeployment.regions[1])
+        let (writer, reader) = (LocalDeployment.regions[0], LocalDeployment.regions[1])
         let path = NodeHTTPClient.rowPath("user_profile", "424242")
         let value = "Ann, edited at \(Date().formatted(.iso8601.time(includingFractionalSeconds: true)))"
         let written = try await client.send("PUT", deployment.address(writer), path, json: ["display_name": .string(value)])
@@ -38,4 +38,10 @@ struct DemoShowcase {
         let seen = reply.json?.objectValue?["display_name"]?.stringValue ?? "?"
         return seen == expected ? "the new value" : "a stale value \"\(seen)\""
     }
+}
+
+/// A failure of the demo itself.
+struct DemoError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -22,13 +22,13 @@ final class DemoWorkload: Sendable {
         var items: [String: Set<String>] = [:]
     }
 
-    private let deployment: DemoDeployment
+    private let deployment: LocalDeployment
     private let client: NodeHTTPClient
     private let rate: Int
     private let lags: LagRecorder
     private let outcome = Mutex(Outcome())
 
-    init(deployment: DemoDeployment, client: NodeHTTPClient, rate: Int, lags: LagRecorder) {
+    init(deployment: LocalDeployment, client: NodeHTTPClient, rate: Int, lags: LagRecorder) {
         self.deployment = deployment
         self.client = client
         self.rate = rate
@@ -43,7 +43,7 @@ final class DemoWorkload: Sendable {
         let end = start + duration
         let progress = Task { await self.printProgress(start: start, end: end) }
         await withTaskGroup(of: Void.self) { group in
-            for region in DemoDeployment.regions {
+            for region in LocalDeployment.regions {
                 let schedule = Schedule()
                 // Enough writers in flight for the cross-region round trips at the chosen rate.
                 for _ in 0..<max(4, min(64, rate / 8)) {
@@ -56,7 +56,7 @@ final class DemoWorkload: Sendable {
     }
 
     private func writeLoop(region: String, schedule: Schedule, start: ContinuousClock.Instant, end: ContinuousClock.Instant) async {
-        let regionIndex = DemoDeployment.regions.firstIndex(of: region) ?? 0
+        let regionIndex = LocalDeployment.regions.firstIndex(of: region) ?? 0
         while true {
             let number = schedule.next.add(1, ordering: .relaxed).oldValue
             let due = start + .nanoseconds(Int64(number) * 1_000_000_000 / Int64(rate))
@@ -89,7 +89,7 @@ final class DemoWorkload: Sendable {
             case .none: break
             }
         }
-        for other in DemoDeployment.regions where other != region {
+        for other in LocalDeployment.regions where other != region {
             lags.track(position, hlcMillis: HLCTimestamp(rawValue: hlc).millis, applier: deployment.nodes[other]!.applier)
         }
     }
@@ -100,8 +100,8 @@ final class DemoWorkload: Sendable {
             if Task.isCancelled { break }
             let done = result
             let elapsed = Int((ContinuousClock.now - start).components.seconds)
-            let writes = DemoDeployment.regions.map { "\($0) \(done.written[$0] ?? 0)" }.joined(separator: "  ")
-            let applied = DemoDeployment.regions.map { String(deployment.nodes[$0]!.applier.progress.eventsApplied) }.joined(separator: "/")
+            let writes = LocalDeployment.regions.map { "\($0) \(done.written[$0] ?? 0)" }.joined(separator: "  ")
+            let applied = LocalDeployment.regions.map { String(deployment.nodes[$0]!.applier.progress.eventsApplied) }.joined(separator: "/")
             let lag = lags.summary()
             let failures = done.failed.values.reduce(0, +)
             print("  [\(String(format: "%3d", elapsed))s] written: \(writes) | applied \(applied) | lag p50 \(lag.p50) p99 \(lag.p99) ms\(failures > 0 ? " | \(failures) failed" : "")")

@@ -1,25 +1,38 @@
-import Foundation
+public import Foundation
 import GeorepEngine
-import GeorepKafka
-import GeorepModel
-import GeorepNode
-import Logging
+public import GeorepKafka
+public import GeorepModel
+public import Logging
 
-/// The demo's deployment: one development broker (librdkafka's mock cluster) per region with an
-/// added round-trip time, a configuration file in a fresh directory, and three region nodes in
-/// this process on SQLite files, each with its HTTP API on a loopback port.
-final class DemoDeployment: Sendable {
-    static let regions = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+/// A development deployment in one process: one development broker (librdkafka's mock cluster)
+/// per region with an added round-trip time, a configuration file in a directory, and the three
+/// regions' nodes on SQLite files, each with its HTTP API on a free loopback port. `georep demo`,
+/// benchmarks and tests run on it.
+public final class LocalDeployment: Sendable {
+    /// The regions, as in the spec's examples.
+    public static let regions = ["us-east-1", "eu-west-1", "ap-southeast-1"]
 
-    let directory: URL
-    let config: GeorepConfig
-    let configPath: String
-    let brokers: [String: DevelopmentBroker]
-    let nodes: [String: RegionNode]
+    /// Where the configuration and the stores are.
+    public let directory: URL
+    /// The configuration the nodes run with.
+    public let config: GeorepConfig
+    /// The configuration file.
+    public let configPath: String
+    /// Each region's development broker.
+    public let brokers: [String: DevelopmentBroker]
+    /// Each region's node.
+    public let nodes: [String: RegionNode]
     private let runs: [Task<Void, any Error>]
 
-    /// Starts brokers and nodes; `roundTripMillis` is added to every request to every cluster.
-    init(directory: URL, roundTripMillis: Int, partitions: Int, topology: String = "active-active", logger: Logger) async throws {
+    /// Starts brokers and nodes; `roundTripMillis` is added to every request to every cluster
+    /// (the mock cluster cannot tell clients apart, so a region's own writes pay it too).
+    ///
+    /// - Parameters:
+    ///   - topology: `active-active` or `single-primary` (with the first region as primary).
+    public init(
+        directory: URL, roundTripMillis: Int, partitions: Int = GeorepConfig.defaultPartitions, topology: Topology = .activeActive,
+        settings: RegionNode.Settings = RegionNode.Settings(), logger: Logger
+    ) async throws {
         self.directory = directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var brokers: [String: DevelopmentBroker] = [:]
@@ -36,7 +49,7 @@ final class DemoDeployment: Sendable {
         self.brokers = brokers
         let ports = try Self.regions.map { _ in try freeLoopbackPort() }
         let yaml = Self.configYAML(
-            topology: topology, brokers: Self.regions.map { brokers[$0]!.bootstrapServers }, ports: ports,
+            topology: topology.rawValue, brokers: Self.regions.map { brokers[$0]!.bootstrapServers }, ports: ports,
             directory: directory, partitions: partitions)
         configPath = directory.appendingPathComponent("georep.yaml").path
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -46,7 +59,7 @@ final class DemoDeployment: Sendable {
         for region in Self.regions {
             var nodeLogger = logger
             nodeLogger[metadataKey: "region"] = .string(region)
-            let node = try await RegionNode(config: config, region: region, logger: nodeLogger)
+            let node = try await RegionNode(config: config, region: region, settings: settings, logger: nodeLogger)
             nodes[region] = node
             runs.append(Task { try await node.run() })
         }
@@ -56,18 +69,18 @@ final class DemoDeployment: Sendable {
     }
 
     /// The HTTP address of `region`'s node.
-    func address(_ region: String) -> HostPort { config.region(id: region)!.http }
+    public func address(_ region: String) -> HostPort { config.region(id: region)!.http }
 
     private func waitUntilListening(_ region: String) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while nodes[region]?.listenAddress == nil {
-            guard ContinuousClock.now < deadline else { throw DemoError("the node of \(region) did not start listening within 30 s") }
+            guard ContinuousClock.now < deadline else { throw DeploymentError("the node of \(region) did not start listening within 30 s") }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
     /// Stops every node in order and then the brokers.
-    func shutdown() async {
+    public func shutdown() async {
         for node in nodes.values { await node.shutdown() }
         for run in runs { _ = try? await run.value }
         for broker in brokers.values { broker.shutdown() }
@@ -76,7 +89,7 @@ final class DemoDeployment: Sendable {
     /// The demo's configuration file: the spec's three tables and three regions.
     static func configYAML(topology: String, brokers: [String], ports: [UInt16], directory: URL, partitions: Int) -> String {
         var text = """
-            # Written by `georep demo`: three regions, each with its own development broker.
+            # Written by georep's local deployment: three regions, each with its own development broker.
             topology: \(topology)
             \(topology == "single-primary" ? "primary: \(regions[0])\n" : "")partitions: \(partitions)
             regions:
@@ -111,8 +124,8 @@ final class DemoDeployment: Sendable {
     }
 }
 
-/// A failure of the demo itself.
-struct DemoError: Error, CustomStringConvertible {
+/// A local deployment could not start.
+struct DeploymentError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
