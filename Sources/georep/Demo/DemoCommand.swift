@@ -67,7 +67,7 @@ struct DemoCommand: AsyncParsableCommand {
             try await waitForReplication(deployment, outcome: outcome)
             await lags.drain()
 
-            print("\n2. Read-your-writes across regions")
+            print("\n2. Read-your-writes across regions, and a region-pinned row")
             try await DemoShowcase(deployment: deployment, client: client).run()
 
             print("\n3. Summary")

@@ -10,6 +10,28 @@ struct DemoShowcase {
 
     func run() async throws {
         try await readYourWrites()
+        print("")
+        try await pinnedRow()
+    }
+
+    /// Writes a region-pinned row at eu-west-1 and reads it at us-east-1 through the directory.
+    private func pinnedRow() async throws {
+        let (home, elsewhere) = (LocalDeployment.regions[1], LocalDeployment.regions[0])
+        let path = NodeHTTPClient.rowPath("user_pii", "7")
+        let written = try await client.send("PUT", deployment.address(home), path, json: ["email": "ann@example.eu"])
+        guard written.status == 200 else { throw DemoError("the pinned write at \(home) failed: \(written.status) \(written.error ?? "")") }
+        print("   PUT \(home) \(path) {\"email\": \"ann@example.eu\"}  → stored only in \(home); its change topic carries a directory entry without content")
+        // The directory entry replicates like any event.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await deployment.nodes[elsewhere]!.store.pinnedHome(table: "user_pii", key: ["user_id": 7]) == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let read = try await client.send("GET", deployment.address(elsewhere), path)
+        let stored = try await deployment.nodes[elsewhere]!.store.snapshot(table: "user_pii").count
+        print("   GET \(elsewhere) \(path) → \(read.status) \(read.json?.jsonText ?? read.error ?? ""), georep-routed-to: \(read.headers["georep-routed-to"] ?? "-"), served by \(read.servedBy ?? "?"); user_pii rows stored at \(elsewhere): \(stored)")
+        guard read.status == 200, read.headers["georep-routed-to"] == home, stored == 0 else {
+            throw DemoError("the pinned row was not read through its home region")
+        }
     }
 
     /// Writes at us-east-1, then reads at once at eu-west-1, without and with the write's token.
