@@ -38,20 +38,6 @@ final class StickyUsers: Sendable {
     }
 }
 
-/// The highest offset per partition of this region's change topic that this node's writer has
-/// published and applied to the store itself, ahead of the applier.
-final class LocalWrites: Sendable {
-    private let highest = Mutex<[SourcePartition: Int64]>([:])
-
-    func note(_ position: SourcePosition) {
-        highest.withLock { $0[position.partition] = max($0[position.partition] ?? -1, position.offset) }
-    }
-
-    func highest(_ partition: SourcePartition) -> Int64? {
-        highest.withLock { $0[partition] }
-    }
-}
-
 extension RegionNode {
     /// The tokens that describe what a read of `key` reflected: for every source region, the
     /// last applied offset of the partition that holds the row's events (every region's producer
@@ -63,7 +49,7 @@ extension RegionNode {
         return config.regions.compactMap { source in
             let sourcePartition = SourcePartition(topic: Topics.changes(source.id), partition: partition)
             var last = (applied[sourcePartition] ?? 0) - 1
-            if source.id == region { last = max(last, localWrites.highest(sourcePartition) ?? -1) }
+            if source.id == region { last = max(last, writer.lastPublishedOffset(sourcePartition) ?? -1) }
             return last >= 0 ? WriteToken(region: source.id, partition: partition, offset: last) : nil
         }
     }

@@ -64,7 +64,6 @@ public final class RegionNode: Sendable {
     let logger: Logger
     let peers: PeerClient
     let sticky: StickyUsers?
-    let localWrites = LocalWrites()
     private let producer: KafkaProducer
     private let roleState: Mutex<NodeRole>
     private let serviceGroup = Mutex<ServiceGroup?>(nil)

@@ -45,6 +45,9 @@ final class GeorepProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// Every line of standard output so far.
+    var allLines: [String] { lock.withLock { lines } }
+
     /// Waits for a line of standard output that starts with `prefix` and returns it.
     func waitForLine(startingWith prefix: String, timeout: Duration = .seconds(60)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
@@ -60,14 +63,22 @@ final class GeorepProcess: @unchecked Sendable {
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
         if process.isRunning { kill(process.processIdentifier, signal) }
+        return try await waitForExit(timeout: timeout)
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`); returns the exit status.
+    @discardableResult
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             guard ContinuousClock.now < deadline else {
                 kill(process.processIdentifier, SIGKILL)
-                throw ProcessFailure("georep did not stop within \(timeout) after signal \(signal)")
+                throw ProcessFailure("georep \(process.arguments?.first ?? "") did not exit within \(timeout)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // Let the reader take the last output.
+        try await Task.sleep(for: .milliseconds(100))
         return process.terminationStatus
     }
 

@@ -127,3 +127,36 @@ struct NodeProcessTests {
         Issue.record("the node at \(address) did not catch up within 60 s")
     }
 }
+
+@Suite("georep tail")
+struct TailCommandTests {
+    @Test("georep tail prints each change event decoded on one line, and says why a malformed record is refused")
+    func tailPrintsEvents() async throws {
+        let deployment = try await ProcessDeployment()
+        let client = NodeHTTPClient(timeout: .seconds(20))
+        defer { Task { try? await client.shutdown(); await deployment.shutdown() } }
+        try await deployment.start("us-east-1")
+        for id in 1...3 {
+            let reply = try await client.send("PUT", deployment.address("us-east-1"), NodeHTTPClient.rowPath("user_profile", "\(id)"), json: ["display_name": .string("name \(id)")])
+            #expect(reply.status == 200)
+        }
+        let kcat = Process()
+        kcat.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        kcat.arguments = ["kcat", "-b", deployment.bootstrap, "-P", "-t", "georep.us-east-1.changes", "-p", "0", "-k", "user_profile/9"]
+        let input = Pipe()
+        kcat.standardInput = input
+        try kcat.run()
+        input.fileHandleForWriting.write(Data("not json at all".utf8))
+        try input.fileHandleForWriting.close()
+        kcat.waitUntilExit()
+
+        let tail = try GeorepProcess(["tail", "--config", deployment.configPath, "--kafka", deployment.bootstrap, "--region", "us-east-1", "--from-beginning", "--count", "4", "--log-level", "warning"])
+        #expect(try await tail.waitForExit(timeout: .seconds(30)) == 0, "tail stops by itself after --count records")
+        let lines = tail.allLines
+        #expect(lines.count == 4, "\(lines)")
+        for id in 1...3 {
+            #expect(lines.contains { $0.contains("us-east-1 e1 upsert user_profile/\(id) ") && $0.contains(#""display_name":"name \#(id)""#) }, "\(lines)")
+        }
+        #expect(lines.contains { $0.contains("REFUSED (not-json)") }, "\(lines)")
+    }
+}

@@ -33,6 +33,7 @@ public final class Writer: Sendable {
     let writerID: String?
     private let currentEpoch: Atomic<UInt64>
     private let rows = KeyedSerializer()
+    private let published = Mutex<[SourcePartition: Int64]>([:])
     private let logger: Logger
 
     /// Makes a writer of `region` publishing through `producer` (connected to that region's
@@ -122,7 +123,16 @@ public final class Writer: Sendable {
         if let error = report.error {
             throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
         }
+        let partition = SourcePartition(topic: topic, partition: report.partition)
+        published.withLock { $0[partition] = max($0[partition] ?? -1, report.offset) }
         return report
+    }
+
+    /// The highest offset this writer has published to `partition`, noted as soon as Kafka
+    /// acknowledged it, before the write is applied to the local store: a read that sees a local
+    /// write is never described by a lower position.
+    public func lastPublishedOffset(_ partition: SourcePartition) -> Int64? {
+        published.withLock { $0[partition] }
     }
 
     private static func checkNotEmpty(_ request: WriteRequest, table: String) throws(WriteError) {

@@ -103,6 +103,7 @@ public struct WorkloadSimulator {
         if !sets.isEmpty { choices += [.add, .add] }
         if !orsets.isEmpty { choices += [.remove, .remove] }
         if !counters.isEmpty { choices += [.increment, .increment] }
+        if table.merge == .pinned { choices.append(.locate) }
         let handWritten = Int.random(in: 0..<4, using: &rng) == 0
         switch choices.randomElement(using: &rng) ?? .upsert {
         case .upsert:
@@ -123,7 +124,9 @@ public struct WorkloadSimulator {
             if handWritten { event?.observed = [:] }
             return event
         case .locate:
-            return nil
+            return ChangeEvent(
+                origin: context.origin, table: table.name, key: row.key, op: .locate, hlc: context.hlc, epoch: context.epoch,
+                columns: [TableSchema.homeRegionColumn: .string(context.origin)])
         case .increment:
             guard let column = counters.randomElement(using: &rng) else { return nil }
             var event = try? row.makeIncrement([column.name: Int64.random(in: -5...9, using: &rng)], context: context)

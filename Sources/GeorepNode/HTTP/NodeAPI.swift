@@ -56,7 +56,6 @@ extension RegionNode {
         } catch {
             throw APIError(error)
         }
-        if table.merge != .pinned { localWrites.note(receipt.position) }
         if let user { sticky?.noteWrite(user: user, region: region) }
         metrics.recordWrite(operation: kind.rawValue, duration: .now - start)
         var headers = HTTPFields()
