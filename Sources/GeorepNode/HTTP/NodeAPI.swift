@@ -41,9 +41,9 @@ extension RegionNode {
         let body: [UInt8]? = kind == .delete ? nil : try await readBody(request)
         let operation = try kind.operation(body: body ?? [], table: table)
         let user = request.headers[.georepUser]
-        if let route = try await writeRoute(table: table, key: key, operation: operation, request: request) {
-            let response = try await forward(request, body: body, to: route.region, servedBy: route.reason)
-            if let user, response.status == .ok { sticky?.noteWrite(user: user, region: route.region) }
+        if let target = try await writeRoute(table: table, key: key, operation: operation, request: request) {
+            let response = try await forward(request, body: body, to: target)
+            if let user, response.status == .ok { sticky?.noteWrite(user: user, region: target) }
             return response
         }
         let receipt: WriteReceipt
@@ -65,21 +65,22 @@ extension RegionNode {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json.jsonText)))
     }
 
-    /// Where a write must go when this node cannot take it: nil to write here.
-    private func writeRoute(table: TableSchema, key: [String: JSONValue], operation: WriteRequest.Operation, request: Request) async throws -> (region: String, reason: String)? {
+    /// The region whose node must take a write this node cannot take (a pinned row's home, the
+    /// primary); nil to write here.
+    private func writeRoute(table: TableSchema, key: [String: JSONValue], operation: WriteRequest.Operation, request: Request) async throws -> String? {
         let forwarded = request.headers[.georepForwardedBy] != nil
         if table.merge == .pinned {
             let home = try await pinnedHome(table: table, key: key, operation: operation)
             if home != region {
                 if forwarded { throw APIError(.conflict, "this row of region-pinned table \(table.name) lives in region \(home), not \(region)") }
-                return (home, "home")
+                return home
             }
             return nil
         }
         let role = role
         guard !role.acceptsWrites else { return nil }
         if let primary = role.primary, primary != region, !forwarded {
-            return (primary, "primary")
+            return primary
         }
         throw APIError(.conflict, "region \(region) does not accept writes; the primary is \(role.primary ?? "unknown")")
     }
@@ -177,7 +178,9 @@ extension RegionNode {
 
     // MARK: - Forwarding
 
-    private func forward(_ request: Request, body: [UInt8]?, to target: String, servedBy: String) async throws -> Response {
+    /// Sends the request to `target`'s node and relays its answer, with `georep-routed-to` and,
+    /// for a read, `georep-served-by`.
+    private func forward(_ request: Request, body: [UInt8]?, to target: String, servedBy: String? = nil) async throws -> Response {
         let headers = request.headers.compactMap { field -> (String, String)? in
             ["host", "content-length", "connection"].contains(field.name.canonicalName) ? nil : (field.name.canonicalName, field.value)
         }
@@ -193,7 +196,7 @@ extension RegionNode {
             guard let name = HTTPField.Name(name), ![.contentLength, .connection, .transferEncoding, .date, .server].contains(name) else { continue }
             fields.append(HTTPField(name: name, value: value))
         }
-        if answer.status < 300 || answer.status == 404 { fields[.georepServedBy] = servedBy == "origin" ? "origin" : fields[.georepServedBy] }
+        if let servedBy { fields[.georepServedBy] = servedBy }
         fields[.georepRoutedTo] = target
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
     }
