@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // librdkafka from Debian's librdkafka-dev, found through pkg-config.
@@ -49,12 +51,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Stores: apply a batch of events and their source offsets in one transaction.
+        // Stores: apply a batch of events and their source offsets in one transaction, in
+        // SQLite (embedded) or PostgreSQL (production).
         .target(
             name: "GeorepStore",
             dependencies: [
                 "GeorepModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -70,6 +75,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test helpers shared by the test targets: scratch PostgreSQL databases.
+        .target(
+            name: "GeorepTestSupport",
+            dependencies: [
+                "GeorepStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `georep` command.
         .executableTarget(
             name: "georep",
@@ -79,8 +94,9 @@ let package = Package(
                 "GeorepStore",
                 "GeorepEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // `georep bench apply` times a plain SQLite loop next to the applier.
+                // `georep bench apply` times plain SQLite and PostgreSQL loops next to the applier.
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -100,7 +116,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GeorepEngineTests",
-            dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore"],
+            dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -108,6 +124,7 @@ let package = Package(
             dependencies: [
                 "GeorepStore",
                 "GeorepModel",
+                "GeorepTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

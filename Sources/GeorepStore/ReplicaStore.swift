@@ -79,7 +79,8 @@ public struct DeadLetter: Sendable, Hashable {
 /// The local store of a region: applies batches of events and their source positions in one
 /// transaction, and serves the merged rows.
 ///
-/// SQLite (`SQLiteStore`) is the embedded implementation; PostgreSQL will be another.
+/// SQLite (`SQLiteStore`) is the embedded implementation, PostgreSQL (`PostgresStore`) the
+/// production one; `makeReplicaStore(at:config:logger:)` opens either.
 public protocol ReplicaStore: Sendable {
     /// Applies a batch in one transaction together with the batch's next positions.
     ///
@@ -137,6 +138,9 @@ public protocol ReplicaStore: Sendable {
 
     /// The rows of `georep_replication_status`, by source then target region.
     func replicationStatus() async throws -> [ReplicationStatusRecord]
+
+    /// Closes the store (its file or its connections); it cannot be used afterwards.
+    func close() async throws
 }
 
 extension ReplicaStore {
