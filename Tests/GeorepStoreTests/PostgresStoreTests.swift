@@ -72,4 +72,33 @@ import Testing
             #expect(total == 400)
         }
     }
+
+    /// A transaction that fails for a passing reason (here a serialization failure raised once)
+    /// is tried again; other failures are not (`anInterruptedBatchLeavesNeitherRowsNorOffsets`).
+    @Test func aBatchIsRetriedAfterASerializationFailure() async throws {
+        try await ScratchStore.with(.postgres) { scratch in
+            let store = try await scratch.open()
+            let first = ChangeEvent(origin: "us-east-1", table: "user_profile", key: ["user_id": 1], op: .upsert,
+                                    hlc: HLCTimestamp(millis: 100, logical: 0), epoch: 1, columns: ["display_name": "Ann"])
+            _ = try await store.apply(batch: [SourcedEvent(first, source: SourcePosition(topic: topic, partition: 0, offset: 0))])
+            try await scratch.execute(
+                sqlite: "",
+                postgres: "CREATE SEQUENCE attempts",
+                """
+                CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF nextval('attempts') = 1 THEN RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$
+                """,
+                "CREATE TRIGGER fail_once BEFORE UPDATE ON georep_offsets FOR EACH ROW EXECUTE FUNCTION fail_once()")
+            var second = first
+            second.hlc = HLCTimestamp(millis: 200, logical: 0)
+            second.columns = ["display_name": "Bo"]
+            let outcome = try await store.apply(batch: [SourcedEvent(second, source: SourcePosition(topic: topic, partition: 0, offset: 1))])
+            #expect(outcome.changed == 1)
+            #expect(try await store.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "Bo")
+            #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 2])
+            // The first attempt failed at its first update of the offset row (the lock); the
+            // second updated it twice (the lock, then the new position).
+            #expect(try await scratch.strings("SELECT CAST(last_value AS TEXT) FROM attempts") == [["3"]], "tried twice")
+        }
+    }
 }

@@ -65,12 +65,41 @@ public final class PostgresStore: ReplicaStore {
     // MARK: Apply
 
     /// Applies a batch in one transaction with its next positions; see `ReplicaStore.apply(batch:consumed:)`.
+    ///
+    /// A transaction that fails for a passing reason (a deadlock, a serialization failure, a
+    /// lost connection) is retried up to ``maxAttempts`` times: it was rolled back, or, when
+    /// a lost connection hid a commit, its events are below the stored positions and skipped.
     public func apply(batch: [SourcedEvent], consumed: [SourcePosition]) async throws -> BatchOutcome {
-        let outcome = try await transaction { connection in try await self.apply(batch, consumed: consumed, on: connection) }
-        if !outcome.failures.isEmpty {
-            logger.warning("events failed to apply", metadata: ["count": .stringConvertible(outcome.failures.count)])
+        var attempt = 1
+        while true {
+            do {
+                let outcome = try await transaction { connection in try await self.apply(batch, consumed: consumed, on: connection) }
+                if !outcome.failures.isEmpty {
+                    logger.warning("events failed to apply", metadata: ["count": .stringConvertible(outcome.failures.count)])
+                }
+                return outcome
+            } catch where attempt < Self.maxAttempts && Self.isPassing(error) {
+                logger.warning("batch transaction failed, retrying", metadata: [
+                    "attempt": .stringConvertible(attempt), "reason": .string(Self.reason(error)),
+                ])
+                try await Task.sleep(for: .milliseconds(20 * attempt * attempt))
+                attempt += 1
+            }
         }
-        return outcome
+    }
+
+    /// How many times a batch's transaction is tried when it fails for a passing reason.
+    public static let maxAttempts = 5
+
+    /// Whether a failed transaction may succeed when tried again: SQLSTATE class 40
+    /// (serialization failure, deadlock), 08 (connection), 57P01-57P03 (server shutting down or
+    /// starting), or a connection lost on the client's side.
+    static func isPassing(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        if error.code == .server, let state = error.serverInfo?[.sqlState] {
+            return state.hasPrefix("40") || state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+        }
+        return [.connectionError, .serverClosedConnection, .uncleanShutdown].contains(error.code)
     }
 
     /// An event of the batch that is to be merged.
