@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // librdkafka from Debian's librdkafka-dev, found through pkg-config.
@@ -56,12 +58,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Stores: apply a batch of events and their source offsets in one transaction.
+        // Stores: apply a batch of events and their source offsets in one transaction, in
+        // SQLite (embedded) or PostgreSQL (production).
         .target(
             name: "GeorepStore",
             dependencies: [
                 "GeorepModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -95,6 +100,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test helpers shared by the test targets: scratch PostgreSQL databases.
+        .target(
+            name: "GeorepTestSupport",
+            dependencies: [
+                "GeorepStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `georep` command.
         .executableTarget(
             name: "georep",
@@ -105,8 +120,9 @@ let package = Package(
                 "GeorepEngine",
                 "GeorepNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // `georep bench apply` times a plain SQLite loop next to the applier.
+                // `georep bench apply` times plain SQLite and PostgreSQL loops next to the applier.
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -126,13 +142,13 @@ let package = Package(
         ),
         .testTarget(
             name: "GeorepEngineTests",
-            dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore"],
+            dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "GeorepNodeTests",
             dependencies: [
-                "GeorepNode", "GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore",
+                "GeorepNode", "GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -142,6 +158,7 @@ let package = Package(
             dependencies: [
                 "GeorepStore",
                 "GeorepModel",
+                "GeorepTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

@@ -82,7 +82,7 @@ public final class RegionNode: Sendable {
         self.logger = logger
         let store: any ReplicaStore
         do {
-            store = try makeReplicaStore(at: own.store, config: config, logger: logger)
+            store = try await makeReplicaStore(at: own.store, config: config, logger: logger)
         } catch {
             throw NodeError.store("cannot open the store \(own.store): \(error)")
         }

@@ -79,7 +79,8 @@ public struct DeadLetter: Sendable, Hashable {
 /// The local store of a region: applies batches of events and their source positions in one
 /// transaction, and serves the merged rows.
 ///
-/// SQLite (`SQLiteStore`) is the embedded implementation; PostgreSQL will be another.
+/// SQLite (`SQLiteStore`) is the embedded implementation, PostgreSQL (`PostgresStore`) the
+/// production one; `makeReplicaStore(at:config:logger:)` opens either.
 public protocol ReplicaStore: Sendable {
     /// Applies a batch in one transaction together with the batch's next positions.
     ///
@@ -138,7 +139,7 @@ public protocol ReplicaStore: Sendable {
     /// The rows of `georep_replication_status`, by source then target region.
     func replicationStatus() async throws -> [ReplicationStatusRecord]
 
-    /// Closes the store after its last use.
+    /// Closes the store (its file or its connections); it cannot be used afterwards.
     func close() async throws
 }
 

@@ -6,8 +6,10 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case incompatibleSchema(table: String, problem: String)
     /// The store's merge state of a row cannot be read.
     case corruptState(table: String, problem: String)
-    /// The configured kind of store is not available.
+    /// The configured kind of store is not available, or its location is malformed.
     case unsupportedStore(String)
+    /// The store's server cannot be reached or refuses the login.
+    case unreachable(String)
 
     /// A human-readable reason.
     public var description: String {
@@ -16,6 +18,7 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case let .incompatibleSchema(table, problem): "table \(table): \(problem)"
         case let .corruptState(table, problem): "table \(table): unreadable merge state: \(problem)"
         case let .unsupportedStore(reason): reason
+        case let .unreachable(reason): reason
         }
     }
 }

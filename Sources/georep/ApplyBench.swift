@@ -21,7 +21,10 @@ struct ApplyBench: AsyncParsableCommand {
             as a plain GRDB loop (1,000-row transactions, WAL, synchronous=NORMAL, \
             INSERT … ON CONFLICT DO UPDATE … WHERE excluded.hlc > hlc); and region eu-west-1's Applier \
             applying the topic into its store. Prints the Applier's rate as a share of the smaller limit \
-            and checks that the store holds every key with its last write.
+            and checks that the store holds every key with its last write. With --store postgres://…, \
+            also times the same upserts as a plain PostgreSQL loop (1,000-row statements and transactions) \
+            and the Applier applying the topic into a PostgresStore, each in a scratch database created on \
+            that server (the role needs CREATEDB) and dropped afterwards.
             """
     )
 
@@ -46,6 +49,9 @@ struct ApplyBench: AsyncParsableCommand {
     @Option(help: "The kcat executable.")
     var kcat: String = "kcat"
 
+    @Option(help: "A PostgreSQL server (postgres://USER:PASSWORD@HOST:PORT/DATABASE) to also time the plain loop and the Applier against, in scratch databases.")
+    var store: String?
+
     @OptionGroup var common: CommonOptions
 
     /// Bytes a keyed record with georep's headers takes in a partition beyond its value (an estimate).
@@ -56,6 +62,12 @@ struct ApplyBench: AsyncParsableCommand {
             throw ValidationError("records, keys, size, partitions and batch must be positive, and keys at most records")
         }
         let perPartition = records * (size + Self.recordOverhead) / partitions
+        if let store {
+            guard case .postgres? = StoreLocation(parsing: store) else {
+                throw ValidationError("--store must be a postgres:// or postgresql:// URL, not '\(store)'")
+            }
+            _ = try PostgresLocation(url: store)
+        }
         if perPartition > 4 * 1024 * 1024 {
             throw ValidationError("\(records) events of \(size) bytes over \(partitions) partitions put about \(perPartition >> 20) MiB in each partition; the development broker keeps about 5 MiB: add partitions")
         }
@@ -94,21 +106,44 @@ struct ApplyBench: AsyncParsableCommand {
         }
         let sqliteSeconds = try plainSQLiteLoop(workload, path: directory.appendingPathComponent("plain.sqlite").path)
         let applierSeconds = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
+        var postgresSeconds: (loop: Double, applier: Double)?
+        if let store {
+            let loop = try await PostgresBench.scratch(server: store, logger: logger) { location in
+                try await PostgresBench.plainLoop(workload, location: location, logger: logger)
+            }
+            let applier = try await PostgresBench.scratch(server: store, logger: logger) { location in
+                var postgresConfig = config
+                for index in postgresConfig.regions.indices where postgresConfig.regions[index].id == target {
+                    postgresConfig.regions[index].store = .postgres(url: location.url)
+                }
+                return try await applyThroughApplier(workload, region: target, config: postgresConfig, ends: ends, topic: topic, logger: logger)
+            }
+            postgresSeconds = (loop, applier)
+        }
 
         let kcatRate = Double(records) / kcatSeconds
         let sqliteRate = Double(records) / sqliteSeconds
         let applierRate = Double(records) / applierSeconds
         print("")
         print("path                                   seconds     events/s")
-        for (name, seconds, rate) in [
-            ("limit: kcat -C to /dev/null", kcatSeconds, kcatRate),
-            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds, sqliteRate),
-            ("georep Applier (Kafka → SQLite)", applierSeconds, applierRate),
-        ] {
-            print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f", seconds, rate))
+        var rows = [
+            ("limit: kcat -C to /dev/null", kcatSeconds),
+            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds),
+            ("georep Applier (Kafka → SQLite)", applierSeconds),
+        ]
+        if let postgresSeconds {
+            rows += [("limit: PostgreSQL loop, 1,000-row tx", postgresSeconds.loop), ("georep Applier (Kafka → PostgreSQL)", postgresSeconds.applier)]
+        }
+        for (name, seconds) in rows {
+            print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f", seconds, Double(records) / seconds))
         }
         let limit = min(kcatRate, sqliteRate)
         print(String(format: "Applier / smaller limit (%@): %.0f%% (target ≥ 50%%)", kcatRate < sqliteRate ? "kcat" : "SQLite", 100 * applierRate / limit))
+        if let postgresSeconds {
+            let postgresRate = Double(records) / postgresSeconds.loop
+            print(String(format: "PostgreSQL Applier / smaller limit (%@): %.0f%%", kcatRate < postgresRate ? "kcat" : "PostgreSQL loop",
+                         100 * Double(records) / postgresSeconds.applier / min(kcatRate, postgresRate)))
+        }
     }
 
     // MARK: Steps
@@ -205,8 +240,8 @@ struct ApplyBench: AsyncParsableCommand {
     private func applyThroughApplier(
         _ workload: ApplyWorkload, region: String, config: GeorepConfig, ends: [Int32: Int64], topic: String, logger: Logger
     ) async throws -> Double {
-        guard case let .sqlite(path)? = config.region(id: region)?.store else { throw ValidationError("no store for \(region)") }
-        let store = try SQLiteStore(path: path, config: config, logger: logger)
+        guard let location = config.region(id: region)?.store else { throw ValidationError("no store for \(region)") }
+        let store = try await makeReplicaStore(at: location, config: config, logger: logger)
         let clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis)
         var settings = Applier.Settings()
         settings.consumesPinnedTopic = false
@@ -241,7 +276,7 @@ struct ApplyBench: AsyncParsableCommand {
             throw ValidationError("the Applier applied \(progress.eventsApplied) of \(workload.records) events (\(progress.deadLetters) dead letters, \(progress.eventsSkipped) skipped, lost: \(progress.hasLostEvents))")
         }
         let rows = try await store.snapshot(table: BenchDeployment.table)
-        try store.close()
+        try await store.close()
         guard rows.count == workload.distinctKeys else {
             throw ValidationError("the store of \(region) holds \(rows.count) rows, expected \(workload.distinctKeys)")
         }
@@ -257,7 +292,7 @@ struct ApplyBench: AsyncParsableCommand {
 
 /// The events of `georep bench apply`: event `i` upserts a pseudo-random key with a name
 /// unique to the event, at HLC `base + i` (so a later event of a key always wins).
-private struct ApplyWorkload: Sendable {
+struct ApplyWorkload: Sendable {
     let records: Int
     let origin: String
     /// The key of each event.

@@ -24,7 +24,7 @@ struct ApplyCommand: AsyncParsableCommand {
         guard let own = configuration.region(id: region) else { throw ValidationError("region \(region) is not in \(config)") }
         var logger = Logger(label: "georep.apply-worker")
         logger.logLevel = .warning
-        let store = try makeReplicaStore(at: own.store, config: configuration, logger: logger)
+        let store = try await makeReplicaStore(at: own.store, config: configuration, logger: logger)
         let clock = HybridLogicalClock(maxOffsetMillis: configuration.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
         let applier = try Applier(region: region, config: configuration, store: store, clock: clock, logger: logger)
         try await applier.run()

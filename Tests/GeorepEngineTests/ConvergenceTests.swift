@@ -3,6 +3,7 @@ import GeorepEngine
 import GeorepKafka
 import GeorepModel
 import GeorepStore
+import GeorepTestSupport
 import Testing
 
 /// Three regions on one development broker write concurrently and converge.
@@ -53,35 +54,79 @@ struct ConvergenceTests {
         try await withTemporaryDirectory { directory in
             try await withRegionsBroker(regions: Self.regions) { broker in
                 let config = try exampleConfig(broker: broker, directory: directory)
-                var nodes: [TestNode] = []
-                for region in Self.regions { nodes.append(try await TestNode(region: region, config: config)) }
-                let started = ContinuousClock.now
-                let receipts = try await Self.run(writes, on: nodes, concurrency: 48)
-                let written = ContinuousClock.now - started
-                await waitForReplication(nodes, positions: receipts.map(\.position))
-                let replicated = ContinuousClock.now - started
-                print("10,000 writes: acknowledged in \(written), replicated everywhere in \(replicated)")
-
-                for table in ["user_profile", "cart"] {
-                    let reference = try await nodes[0].store.snapshot(table: table)
-                    #expect(!reference.isEmpty)
-                    for node in nodes.dropFirst() {
-                        let snapshot = try await node.store.snapshot(table: table)
-                        #expect(snapshot.count == reference.count, "\(node.region) \(table)")
-                        #expect(snapshot == reference, "\(node.region) differs from \(nodes[0].region) in \(table)")
-                    }
-                }
-                try await Self.checkCarts(nodes, writes: writes)
-                try await Self.checkPinned(nodes, writes: writes)
-                for node in nodes {
-                    let progress = node.applier.progress
-                    #expect(progress.deadLetters == 0)
-                    #expect(progress.eventsSkipped == 0)
-                    #expect(!progress.hasLostEvents)
-                }
-                for node in nodes { try await node.shutdown() }
+                try await Self.converge(writes, config: config)
             }
         }
+    }
+
+    @Test("Regions on SQLite, PostgreSQL and PostgreSQL converge row by row")
+    func storesOfDifferentKindsConverge() async throws {
+        let writes = Self.plan(count: 4_000, seed: 0x9057_6E5)
+        try await withTemporaryDirectory { directory in
+            try await TestPostgres.withScratchDatabase { euWest in
+                try await TestPostgres.withScratchDatabase { apSoutheast in
+                    try await withRegionsBroker(regions: Self.regions) { broker in
+                        var config = try exampleConfig(broker: broker, directory: directory)
+                        let postgres = ["eu-west-1": euWest, "ap-southeast-1": apSoutheast]
+                        for index in config.regions.indices {
+                            if let url = postgres[config.regions[index].id] { config.regions[index].store = .postgres(url: url) }
+                        }
+                        try await Self.converge(writes, config: config, comparingRowByRow: true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a node per region of `config`, runs the writes concurrently, waits until every
+    /// region applied everything and checks that the stores are identical and correct.
+    static func converge(_ writes: [PlannedWrite], config: GeorepConfig, comparingRowByRow: Bool = false) async throws {
+        var nodes: [TestNode] = []
+        for region in regions { nodes.append(try await TestNode(region: region, config: config)) }
+        let started = ContinuousClock.now
+        let receipts = try await run(writes, on: nodes, concurrency: 48)
+        let written = ContinuousClock.now - started
+        await waitForReplication(nodes, positions: receipts.map(\.position))
+        let replicated = ContinuousClock.now - started
+        print("\(writes.count) writes: acknowledged in \(written), replicated everywhere in \(replicated)")
+
+        for table in ["user_profile", "cart"] {
+            let reference = try await nodes[0].store.snapshot(table: table)
+            #expect(!reference.isEmpty)
+            for node in nodes.dropFirst() {
+                let snapshot = try await node.store.snapshot(table: table)
+                #expect(snapshot.count == reference.count, "\(node.region) \(table)")
+                #expect(snapshot == reference, "\(node.region) differs from \(nodes[0].region) in \(table)")
+            }
+        }
+        if comparingRowByRow { try await compareRowByRow(nodes, writes: writes) }
+        try await checkCarts(nodes, writes: writes)
+        try await checkPinned(nodes, writes: writes)
+        for node in nodes {
+            let progress = node.applier.progress
+            #expect(progress.deadLetters == 0)
+            #expect(progress.eventsSkipped == 0)
+            #expect(!progress.hasLostEvents)
+        }
+        for node in nodes { try await node.shutdown() }
+    }
+
+    /// Every written row of the replicated tables reads the same in every region, deleted ones included.
+    static func compareRowByRow(_ nodes: [TestNode], writes: [PlannedWrite]) async throws {
+        var keys: [String: Set<[String: JSONValue]>] = [:]
+        for write in writes where write.request.table != "user_pii" { keys[write.request.table, default: []].insert(write.request.key) }
+        var compared = 0
+        for (table, tableKeys) in keys {
+            for key in tableKeys {
+                let reference = try await nodes[0].store.row(table: table, key: key)
+                for node in nodes.dropFirst() {
+                    let row = try await node.store.row(table: table, key: key)
+                    #expect(row == reference, "\(table) \(key): \(node.region) differs from \(nodes[0].region)")
+                }
+                compared += 1
+            }
+        }
+        #expect(compared > 50)
     }
 
     /// Runs the writes with `concurrency` tasks per region; returns every receipt.

@@ -54,18 +54,19 @@ func withRegionsBroker<T>(regions: [String], partitions: Int = 6, _ body: (Devel
 final class TestNode: Sendable {
     let region: String
     let config: GeorepConfig
-    let store: SQLiteStore
+    let store: any ReplicaStore
     let clock: HybridLogicalClock
     let producer: KafkaProducer
     let writer: Writer
     let applier: Applier
     let applierTask: Task<Void, any Error>
 
-    init(region: String, config: GeorepConfig, storePath: String? = nil) async throws {
+    /// Opens the region's configured store (SQLite or PostgreSQL) and starts its applier.
+    init(region: String, config: GeorepConfig) async throws {
         self.region = region
         self.config = config
-        guard case let .sqlite(path)? = config.region(id: region)?.store else { throw ApplierError.unknownRegion(region) }
-        store = try SQLiteStore(path: storePath ?? path, config: config, logger: testLogger("store"))
+        guard let location = config.region(id: region)?.store else { throw ApplierError.unknownRegion(region) }
+        store = try await makeReplicaStore(at: location, config: config, logger: testLogger("store"))
         clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: config.region(id: region)?.kafka ?? "")
         producerConfiguration.lingerMilliseconds = 2
@@ -81,7 +82,7 @@ final class TestNode: Sendable {
         applierTask.cancel()
         try await applierTask.value
         await producer.close()
-        try store.close()
+        try await store.close()
     }
 }
 

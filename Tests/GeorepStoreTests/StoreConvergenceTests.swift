@@ -35,42 +35,43 @@ struct StoreDeliveryPlan: Sendable, CustomStringConvertible {
 }
 
 @Suite struct StoreConvergenceTests {
-    @Test func threeStoresConvergeWhateverTheOrderBatchingDuplicatesAndReplays() async throws {
+    @Test(arguments: StoreKind.allCases)
+    func threeStoresConvergeWhateverTheOrderBatchingDuplicatesAndReplays(_ kind: StoreKind) async throws {
         let config = StoreFixtures.config
         await propertyCheck(count: 25, input: StoreDeliveryPlan.generator) { plan in
-            let directory = try TemporaryDirectory()
-            var stores: [SQLiteStore] = []
-            for (index, batches) in plan.batches.enumerated() {
-                let store = try SQLiteStore(path: directory.path("region-\(index).sqlite"), config: config)
-                for batch in batches {
-                    let outcome = try await store.apply(batch: batch)
-                    #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+            try await ScratchStore.with(kind, count: plan.batches.count) { places in
+                var stores: [any ReplicaStore] = []
+                for (place, batches) in zip(places, plan.batches) {
+                    let store = try await place.open(config)
+                    for batch in batches {
+                        let outcome = try await store.apply(batch: batch)
+                        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+                    }
+                    stores.append(store)
                 }
-                stores.append(store)
+                for table in config.tables.map(\.name) {
+                    let snapshots = try await [stores[0].snapshot(table: table), stores[1].snapshot(table: table), stores[2].snapshot(table: table)]
+                    #expect(snapshots[0] == snapshots[1], "table \(table)")
+                    #expect(snapshots[1] == snapshots[2], "table \(table)")
+                }
+                // The stores hold exactly what in-memory row states hold after the same events.
+                var expected: [String: RowState] = [:]
+                for event in plan.events {
+                    guard let table = config.table(named: event.table) else { continue }
+                    let id = table.kafkaKey(for: event.key)
+                    var row = expected[id] ?? RowState(table: table, key: event.key)
+                    row.apply(event)
+                    expected[id] = row
+                }
+                for row in expected.values {
+                    let stored = try await stores[1].rowState(table: row.table.name, key: row.key)
+                    #expect(stored.view == row.view)
+                    #expect(stored.isVisible == row.isVisible)
+                }
+                let visible = expected.values.filter(\.isVisible).count
+                let snapshotted = try await config.tables.asyncCount { try await stores[2].snapshot(table: $0.name).count }
+                #expect(snapshotted == visible)
             }
-            for table in config.tables.map(\.name) {
-                let snapshots = try await [stores[0].snapshot(table: table), stores[1].snapshot(table: table), stores[2].snapshot(table: table)]
-                #expect(snapshots[0] == snapshots[1], "table \(table)")
-                #expect(snapshots[1] == snapshots[2], "table \(table)")
-            }
-            // The stores hold exactly what in-memory row states hold after the same events.
-            var expected: [String: RowState] = [:]
-            for event in plan.events {
-                guard let table = config.table(named: event.table) else { continue }
-                let id = table.kafkaKey(for: event.key)
-                var row = expected[id] ?? RowState(table: table, key: event.key)
-                row.apply(event)
-                expected[id] = row
-            }
-            for row in expected.values {
-                let stored = try await stores[1].rowState(table: row.table.name, key: row.key)
-                #expect(stored.view == row.view)
-                #expect(stored.isVisible == row.isVisible)
-            }
-            let visible = expected.values.filter(\.isVisible).count
-            let snapshotted = try await config.tables.asyncCount { try await stores[2].snapshot(table: $0.name).count }
-            #expect(snapshotted == visible)
-            for store in stores { try store.close() }
         }
     }
 }
