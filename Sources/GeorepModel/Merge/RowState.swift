@@ -6,6 +6,12 @@ public struct RowState: Sendable, Equatable {
         public var isChanged: Bool
         /// Concurrent scalar writes from different regions that met in this merge.
         public var conflicts: [Conflict]
+
+        /// Makes an outcome (for stores that merge some events themselves).
+        public init(isChanged: Bool, conflicts: [Conflict]) {
+            self.isChanged = isChanged
+            self.conflicts = conflicts
+        }
     }
 
     /// The table's declaration.
