@@ -89,26 +89,35 @@ struct ApplyBench: AsyncParsableCommand {
         }
         print(String(format: "produced in %.1f s (%.0f events/s, georep's producer)", produceSeconds, Double(records) / produceSeconds))
 
+        var cpu = cpuSeconds(children: true)
         let kcatSeconds = try await timed {
             try runProcess(kcat, ["-C", "-b", broker.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-X", "fetch.wait.max.ms=10"])
         }
+        let kcatCPU = cpuSeconds(children: true) - cpu
+        cpu = cpuSeconds()
         let sqliteSeconds = try plainSQLiteLoop(workload, path: directory.appendingPathComponent("plain.sqlite").path)
+        let sqliteCPU = cpuSeconds() - cpu
+        cpu = cpuSeconds()
         let applierSeconds = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
+        let applierCPU = cpuSeconds() - cpu
 
         let kcatRate = Double(records) / kcatSeconds
         let sqliteRate = Double(records) / sqliteSeconds
         let applierRate = Double(records) / applierSeconds
         print("")
-        print("path                                   seconds     events/s")
-        for (name, seconds, rate) in [
-            ("limit: kcat -C to /dev/null", kcatSeconds, kcatRate),
-            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds, sqliteRate),
-            ("georep Applier (Kafka → SQLite)", applierSeconds, applierRate),
+        print("path                                   seconds     events/s   CPU s  events/CPU-s")
+        for (name, seconds, rate, cpu) in [
+            ("limit: kcat -C to /dev/null", kcatSeconds, kcatRate, kcatCPU),
+            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds, sqliteRate, sqliteCPU),
+            ("georep Applier (Kafka → SQLite)", applierSeconds, applierRate, applierCPU),
         ] {
-            print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f", seconds, rate))
+            print(name.padding(toLength: 36, withPad: " ", startingAt: 0),
+                  String(format: "%8.2f  %11.0f  %6.2f  %12.0f", seconds, rate, cpu, Double(records) / cpu))
         }
         let limit = min(kcatRate, sqliteRate)
         print(String(format: "Applier / smaller limit (%@): %.0f%% (target ≥ 50%%)", kcatRate < sqliteRate ? "kcat" : "SQLite", 100 * applierRate / limit))
+        print("(CPU s: the process's user+system time in that step, kcat's own for kcat; the Applier's includes the in-process broker serving it.",
+              "On a machine shared with other work, events/CPU-s compares the paths' cost where events/s also measures the share of the cores each got.)")
     }
 
     // MARK: Steps
