@@ -97,9 +97,7 @@ struct ApplyBench: AsyncParsableCommand {
         cpu = cpuSeconds()
         let sqliteSeconds = try plainSQLiteLoop(workload, path: directory.appendingPathComponent("plain.sqlite").path)
         let sqliteCPU = cpuSeconds() - cpu
-        cpu = cpuSeconds()
-        let applierSeconds = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
-        let applierCPU = cpuSeconds() - cpu
+        let (applierSeconds, applierCPU) = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
 
         let kcatRate = Double(records) / kcatSeconds
         let sqliteRate = Double(records) / sqliteSeconds
@@ -210,10 +208,11 @@ struct ApplyBench: AsyncParsableCommand {
     }
 
     /// Runs `region`'s Applier on a fresh store until it has applied every partition up to
-    /// `ends`; returns the seconds from its start, after checking the store's rows.
+    /// `ends`; returns the seconds from its start and the CPU seconds the process used
+    /// meanwhile, after checking the store's rows.
     private func applyThroughApplier(
         _ workload: ApplyWorkload, region: String, config: GeorepConfig, ends: [Int32: Int64], topic: String, logger: Logger
-    ) async throws -> Double {
+    ) async throws -> (seconds: Double, cpu: Double) {
         guard case let .sqlite(path)? = config.region(id: region)?.store else { throw ValidationError("no store for \(region)") }
         let store = try SQLiteStore(path: path, config: config, logger: logger)
         let clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis)
@@ -224,25 +223,26 @@ struct ApplyBench: AsyncParsableCommand {
         let lastPositions = ends.filter { $0.value > 0 }.map { SourcePosition(topic: topic, partition: $0.key, offset: $0.value - 1) }
 
         let start = ContinuousClock.now
-        let seconds = try await withThrowingTaskGroup(of: Double?.self) { group in
+        let startCPU = cpuSeconds()
+        let (seconds, cpu) = try await withThrowingTaskGroup(of: (Double, Double)?.self) { group in
             group.addTask {
                 try await applier.run()
                 return nil
             }
             group.addTask {
                 for position in lastPositions { try await applier.waitUntilApplied(past: position) }
-                return (ContinuousClock.now - start).seconds
+                return ((ContinuousClock.now - start).seconds, cpuSeconds() - startCPU)
             }
             group.addTask {
                 try await Task.sleep(for: .seconds(900))
                 throw ValidationError("the Applier did not apply \(workload.records) events in 900 s: \(applier.progress.eventsApplied) applied")
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let seconds = first else {
+            guard let first = try await group.next(), let measured = first else {
                 throw ValidationError("the Applier stopped after \(applier.progress.eventsApplied) of \(workload.records) events")
             }
             applier.stop()
-            return seconds
+            return measured
         }
 
         let progress = applier.progress
@@ -260,7 +260,7 @@ struct ApplyBench: AsyncParsableCommand {
         }
         guard stale == 0 else { throw ValidationError("\(stale) rows of the store of \(region) do not hold their key's last write") }
         print("verified: the store holds \(rows.count) rows, each its key's last write; \(progress.eventsApplied) events applied, no dead letters")
-        return seconds
+        return (seconds, cpu)
     }
 }
 
