@@ -218,8 +218,15 @@ public final class Applier: Sendable {
     /// A polled batch, decoded: the events to apply and the records refused before the store.
     private struct DecodedBatch: Sendable {
         var events: [SourcedEvent] = []
-        var originals: [SourcePosition: KafkaMessage] = [:]
+        /// The record of each event, at the same index.
+        var messages: [KafkaMessage] = []
         var refused: [RefusedRecord] = []
+
+        /// The records of the events by position, for dead letters that keep their record's
+        /// key, value and headers (only built when the store refused an event).
+        var originals: [SourcePosition: KafkaMessage] {
+            Dictionary(zip(events.compactMap(\.source), messages), uniquingKeysWith: { first, _ in first })
+        }
     }
 
     /// Decodes a polled batch and advances the node's clock with its events.
@@ -227,14 +234,14 @@ public final class Applier: Sendable {
         let wallClock = HybridLogicalClock.systemWallClock()
         var batch = DecodedBatch()
         batch.events.reserveCapacity(messages.count)
-        batch.originals.reserveCapacity(messages.count)
+        batch.messages.reserveCapacity(messages.count)
         var topics = TopicRegions()
         for message in messages where !message.isPartitionEOF {
             let position = message.sourcePosition
             switch decoder.decode(message, wallClockMillis: wallClock, topics: &topics) {
             case let .success(event):
                 batch.events.append(SourcedEvent(event, source: position))
-                batch.originals[position] = message
+                batch.messages.append(message)
             case let .failure(record):
                 batch.refused.append(record)
             }
@@ -246,7 +253,7 @@ public final class Applier: Sendable {
     /// offsets are stored), apply the rest with all offsets in one transaction, dead-letter what
     /// the store refused, publish progress, commit to Kafka.
     private func apply(_ batch: DecodedBatch, consumer: KafkaConsumer, deadLetters: DeadLetterPublisher) async throws {
-        let (events, originals, refused) = (batch.events, batch.originals, batch.refused)
+        let (events, refused) = (batch.events, batch.refused)
         if !refused.isEmpty {
             for record in refused {
                 logger.warning("refused a record", metadata: ["source": "\(record.message.topicPartition)@\(record.message.offset)", "reason": .string(record.reason)])
@@ -261,7 +268,7 @@ public final class Applier: Sendable {
             throw ApplierError.store("cannot apply a batch of \(events.count) events: \(error)")
         }
         if !outcome.failures.isEmpty {
-            _ = try await deadLetters.publishStored(originals: originals)
+            _ = try await deadLetters.publishStored(originals: batch.originals)
         }
         let highest = events.map(\.event.hlc).max() ?? .zero
         waiters.update { progress in
