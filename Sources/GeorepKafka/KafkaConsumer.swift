@@ -91,21 +91,7 @@ public final class KafkaConsumer: Sendable {
     /// Fetches the topics' metadata first: librdkafka 2.0.2 otherwise finds no leader for a
     /// new partition and retries its start-offset lookup only after half a second.
     public func assign(_ partitions: [TopicPartitionOffset]) async throws(KafkaError) {
-        let client = client
-        let topics = Set(partitions.map(\.topicPartition.topic))
-        try? await runBlocking {
-            for topic in topics.sorted() {
-                let rkt = rd_kafka_topic_new(client.handle, topic, nil)
-                defer { rd_kafka_topic_destroy(rkt) }
-                var metadata: UnsafePointer<rd_kafka_metadata>?
-                let err = rd_kafka_metadata(client.handle, 0, rkt, &metadata, 5000)
-                if let metadata { rd_kafka_metadata_destroy(metadata) }
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    // Not fatal: librdkafka keeps looking for the leaders itself.
-                    client.logger.debug("no metadata yet for \(topic): \(KafkaError(err))")
-                }
-            }
-        }
+        await client.fetchMetadata(topics: Set(partitions.map(\.topicPartition.topic)), timeout: .seconds(5))
         try RDKafkaTopicPartitionList.with(partitions) { list throws(KafkaError) in
             try KafkaError.check(rd_kafka_assign(client.handle, list), "cannot assign \(partitions)")
         }

@@ -92,6 +92,14 @@ public final class KafkaProducer: Sendable {
         try await produce(record, id: 0)
     }
 
+    /// Looks up the partitions and leaders of `topics` now, so that the first records sent to
+    /// them are not held while librdkafka looks them up on its own (librdkafka 2.0.2 holds a
+    /// new topic's first records for hundreds of milliseconds). Call it before taking writes;
+    /// a topic that cannot be looked up is only logged.
+    public func prepare(topics: [String], timeout: Duration = .seconds(5)) async {
+        await client.fetchMetadata(topics: Set(topics), timeout: timeout)
+    }
+
     /// Records queued locally or in flight, not yet acknowledged.
     public var inFlightCount: Int { Int(rd_kafka_outq_len(client.handle)) }
 

@@ -93,6 +93,8 @@ public final class RegionNode: Sendable {
         producerConfiguration.lingerMilliseconds = settings.writerLingerMilliseconds
         producerConfiguration.properties = settings.producerProperties
         producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        // Without this, librdkafka 2.0.2 holds the first writes while it looks the topics up.
+        await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
         let role = NodeRole.initial(region: region, config: config)
         roleState = Mutex(role)
         writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch, logger: logger)

@@ -101,49 +101,57 @@ struct ApplyBench: AsyncParsableCommand {
         }
         print(String(format: "produced in %.1f s (%.0f events/s, georep's producer)", produceSeconds, Double(records) / produceSeconds))
 
+        var cpu = cpuSeconds(children: true)
         let kcatSeconds = try await timed {
             try runProcess(kcat, ["-C", "-b", broker.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-X", "fetch.wait.max.ms=10"])
         }
+        let kcatCPU = cpuSeconds(children: true) - cpu
+        cpu = cpuSeconds()
         let sqliteSeconds = try plainSQLiteLoop(workload, path: directory.appendingPathComponent("plain.sqlite").path)
-        let applierSeconds = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
-        var postgresSeconds: (loop: Double, applier: Double)?
+        let sqliteCPU = cpuSeconds() - cpu
+        let (applierSeconds, applierCPU) = try await applyThroughApplier(workload, region: target, config: config, ends: ends, topic: topic, logger: logger)
+        var postgres: (loop: Double, applier: Double, applierCPU: Double)?
         if let store {
             let loop = try await PostgresBench.scratch(server: store, logger: logger) { location in
                 try await PostgresBench.plainLoop(workload, location: location, logger: logger)
             }
-            let applier = try await PostgresBench.scratch(server: store, logger: logger) { location in
+            let (applier, applierCPU) = try await PostgresBench.scratch(server: store, logger: logger) { location in
                 var postgresConfig = config
                 for index in postgresConfig.regions.indices where postgresConfig.regions[index].id == target {
                     postgresConfig.regions[index].store = .postgres(url: location.url)
                 }
                 return try await applyThroughApplier(workload, region: target, config: postgresConfig, ends: ends, topic: topic, logger: logger)
             }
-            postgresSeconds = (loop, applier)
+            postgres = (loop, applier, applierCPU)
         }
 
         let kcatRate = Double(records) / kcatSeconds
         let sqliteRate = Double(records) / sqliteSeconds
         let applierRate = Double(records) / applierSeconds
         print("")
-        print("path                                   seconds     events/s")
-        var rows = [
-            ("limit: kcat -C to /dev/null", kcatSeconds),
-            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds),
-            ("georep Applier (Kafka → SQLite)", applierSeconds),
+        print("path                                   seconds     events/s   CPU s  events/CPU-s")
+        var rows: [(String, Double, Double?)] = [
+            ("limit: kcat -C to /dev/null", kcatSeconds, kcatCPU),
+            ("limit: SQLite loop, 1,000-row tx", sqliteSeconds, sqliteCPU),
+            ("georep Applier (Kafka → SQLite)", applierSeconds, applierCPU),
         ]
-        if let postgresSeconds {
-            rows += [("limit: PostgreSQL loop, 1,000-row tx", postgresSeconds.loop), ("georep Applier (Kafka → PostgreSQL)", postgresSeconds.applier)]
+        if let postgres {
+            // The PostgreSQL loop's work is mostly the server's, which this process does not see.
+            rows += [("limit: PostgreSQL loop, 1,000-row tx", postgres.loop, nil), ("georep Applier (Kafka → PostgreSQL)", postgres.applier, postgres.applierCPU)]
         }
-        for (name, seconds) in rows {
-            print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f", seconds, Double(records) / seconds))
+        for (name, seconds, cpu) in rows {
+            let cost = cpu.map { String(format: "%6.2f  %12.0f", $0, Double(records) / $0) } ?? String(format: "%6@  %12@", "-", "-")
+            print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f  ", seconds, Double(records) / seconds) + cost)
         }
         let limit = min(kcatRate, sqliteRate)
         print(String(format: "Applier / smaller limit (%@): %.0f%% (target ≥ 50%%)", kcatRate < sqliteRate ? "kcat" : "SQLite", 100 * applierRate / limit))
-        if let postgresSeconds {
-            let postgresRate = Double(records) / postgresSeconds.loop
+        if let postgres {
+            let postgresRate = Double(records) / postgres.loop
             print(String(format: "PostgreSQL Applier / smaller limit (%@): %.0f%%", kcatRate < postgresRate ? "kcat" : "PostgreSQL loop",
-                         100 * Double(records) / postgresSeconds.applier / min(kcatRate, postgresRate)))
+                         100 * Double(records) / postgres.applier / min(kcatRate, postgresRate)))
         }
+        print("(CPU s: the process's user+system time in that step, kcat's own for kcat; the Applier's includes the in-process broker serving it.",
+              "On a machine shared with other work, events/CPU-s compares the paths' cost where events/s also measures the share of the cores each got.)")
     }
 
     // MARK: Steps
@@ -236,10 +244,11 @@ struct ApplyBench: AsyncParsableCommand {
     }
 
     /// Runs `region`'s Applier on a fresh store until it has applied every partition up to
-    /// `ends`; returns the seconds from its start, after checking the store's rows.
+    /// `ends`; returns the seconds from its start and the CPU seconds the process used
+    /// meanwhile, after checking the store's rows.
     private func applyThroughApplier(
         _ workload: ApplyWorkload, region: String, config: GeorepConfig, ends: [Int32: Int64], topic: String, logger: Logger
-    ) async throws -> Double {
+    ) async throws -> (seconds: Double, cpu: Double) {
         guard let location = config.region(id: region)?.store else { throw ValidationError("no store for \(region)") }
         let store = try await makeReplicaStore(at: location, config: config, logger: logger)
         let clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis)
@@ -250,25 +259,26 @@ struct ApplyBench: AsyncParsableCommand {
         let lastPositions = ends.filter { $0.value > 0 }.map { SourcePosition(topic: topic, partition: $0.key, offset: $0.value - 1) }
 
         let start = ContinuousClock.now
-        let seconds = try await withThrowingTaskGroup(of: Double?.self) { group in
+        let startCPU = cpuSeconds()
+        let (seconds, cpu) = try await withThrowingTaskGroup(of: (Double, Double)?.self) { group in
             group.addTask {
                 try await applier.run()
                 return nil
             }
             group.addTask {
                 for position in lastPositions { try await applier.waitUntilApplied(past: position) }
-                return (ContinuousClock.now - start).seconds
+                return ((ContinuousClock.now - start).seconds, cpuSeconds() - startCPU)
             }
             group.addTask {
                 try await Task.sleep(for: .seconds(900))
                 throw ValidationError("the Applier did not apply \(workload.records) events in 900 s: \(applier.progress.eventsApplied) applied")
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let seconds = first else {
+            guard let first = try await group.next(), let measured = first else {
                 throw ValidationError("the Applier stopped after \(applier.progress.eventsApplied) of \(workload.records) events")
             }
             applier.stop()
-            return seconds
+            return measured
         }
 
         let progress = applier.progress
@@ -286,7 +296,7 @@ struct ApplyBench: AsyncParsableCommand {
         }
         guard stale == 0 else { throw ValidationError("\(stale) rows of the store of \(region) do not hold their key's last write") }
         print("verified: the store holds \(rows.count) rows, each its key's last write; \(progress.eventsApplied) events applied, no dead letters")
-        return seconds
+        return (seconds, cpu)
     }
 }
 

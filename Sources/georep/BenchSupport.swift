@@ -58,6 +58,20 @@ func timed(_ body: () async throws -> Void) async rethrows -> Double {
     return (ContinuousClock.now - start).seconds
 }
 
+/// CPU seconds (user and system) used so far by this process's threads, or by its
+/// terminated child processes (`children`).
+func cpuSeconds(children: Bool = false) -> Double {
+    var usage = rusage()
+    #if canImport(Glibc)
+    let who = __rusage_who_t((children ? RUSAGE_CHILDREN : RUSAGE_SELF).rawValue)
+    #else
+    let who = children ? RUSAGE_CHILDREN : RUSAGE_SELF
+    #endif
+    getrusage(who, &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Runs an executable found on PATH to completion, its standard output discarded.
 func runProcess(_ executable: String, _ arguments: [String]) throws {
     let process = Process()

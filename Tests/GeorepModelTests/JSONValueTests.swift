@@ -20,6 +20,10 @@ import Testing
         #expect(JSONValue(parsing: Array(text.utf8)) == nil)
     }
 
+    @Test func keepsUnescapedNonASCIIText() {
+        #expect(JSONValue(parsing: Array(#"{"café": "naïve 😀", "ascii": "plain"}"#.utf8)) == ["café": "naïve 😀", "ascii": "plain"])
+    }
+
     @Test func refusesInvalidUTF8AndRawControlCharacters() {
         #expect(JSONValue(parsing: [0x22, 0xFF, 0x22]) == nil)
         #expect(JSONValue(parsing: [0x22, 0x0A, 0x22]) == nil)

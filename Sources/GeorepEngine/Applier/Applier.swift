@@ -178,44 +178,82 @@ public final class Applier: Sendable {
 
     private var shouldStop: Bool { Task.isCancelled || isStopping.load(ordering: .relaxed) }
 
-    /// The loop of one consumer: poll, apply, repeat until stopped.
+    /// The loop of one consumer: poll, decode, apply, repeat until stopped.
+    ///
+    /// Two stages overlap: while one batch is applied in its store transaction, the next is
+    /// polled and decoded. Batches are applied one at a time and in poll order; a stop lets the
+    /// batch being applied finish.
     private func consume(_ consumer: KafkaConsumer, partitions: [TopicPartition], deadLetters: DeadLetterPublisher) async throws {
-        while !shouldStop {
-            let messages: [KafkaMessage]
-            do {
-                messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
-            } catch where error.code == .offsetOutOfRange || error.code == .autoOffsetReset {
-                await reportLostEvents(consumer, partitions: partitions, error: error)
-                continue
-            } catch {
-                if error.isFatal { throw ApplierError.kafka(error.description) }
-                logger.warning("poll failed, retrying: \(error)")
-                try? await Task.sleep(for: .milliseconds(100))
-                continue
+        try await withThrowingTaskGroup(of: Void.self) { applying in
+            var isApplying = false
+            /// Waits for the batch being applied, if any, rethrowing its failure.
+            func finishApplying() async throws {
+                if isApplying { try await applying.next() }
+                isApplying = false
             }
-            guard !messages.isEmpty else { continue }
-            try await apply(messages, consumer: consumer, deadLetters: deadLetters)
+            while !shouldStop {
+                let messages: [KafkaMessage]
+                do throws(KafkaError) {
+                    messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
+                } catch where error.code == .offsetOutOfRange || error.code == .autoOffsetReset {
+                    try await finishApplying()  // the lost ranges are computed from the applied offsets
+                    await reportLostEvents(consumer, partitions: partitions, error: error)
+                    continue
+                } catch {
+                    if error.isFatal { throw ApplierError.kafka(error.description) }
+                    logger.warning("poll failed, retrying: \(error)")
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
+                guard !messages.isEmpty else { continue }
+                let batch = decode(messages)
+                try await finishApplying()
+                applying.addTask { try await self.apply(batch, consumer: consumer, deadLetters: deadLetters) }
+                isApplying = true
+            }
+            try await finishApplying()
         }
     }
 
-    /// Applies one batch: decode, dead-letter the refused records (acknowledged before their
-    /// offsets are stored), apply the rest with all offsets in one transaction, dead-letter what
-    /// the store refused, publish progress, commit to Kafka.
-    private func apply(_ messages: [KafkaMessage], consumer: KafkaConsumer, deadLetters: DeadLetterPublisher) async throws {
-        let wallClock = HybridLogicalClock.systemWallClock()
+    /// A polled batch, decoded: the events to apply and the records refused before the store.
+    private struct DecodedBatch: Sendable {
         var events: [SourcedEvent] = []
-        var originals: [SourcePosition: KafkaMessage] = [:]
+        /// The record of each event, at the same index.
+        var messages: [KafkaMessage] = []
         var refused: [RefusedRecord] = []
+
+        /// The records of the events by position, for dead letters that keep their record's
+        /// key, value and headers (only built when the store refused an event).
+        var originals: [SourcePosition: KafkaMessage] {
+            Dictionary(zip(events.compactMap(\.source), messages), uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    /// Decodes a polled batch and advances the node's clock with its events.
+    private func decode(_ messages: [KafkaMessage]) -> DecodedBatch {
+        let wallClock = HybridLogicalClock.systemWallClock()
+        var batch = DecodedBatch()
+        batch.events.reserveCapacity(messages.count)
+        batch.messages.reserveCapacity(messages.count)
+        var topics = TopicRegions()
         for message in messages where !message.isPartitionEOF {
             let position = message.sourcePosition
-            switch decoder.decode(message, wallClockMillis: wallClock) {
+            switch decoder.decode(message, wallClockMillis: wallClock, topics: &topics) {
             case let .success(event):
-                events.append(SourcedEvent(event, source: position))
-                originals[position] = message
+                batch.events.append(SourcedEvent(event, source: position))
+                batch.messages.append(message)
             case let .failure(record):
-                refused.append(record)
+                batch.refused.append(record)
             }
         }
+        return batch
+    }
+
+    /// Applies one decoded batch: dead-letter the refused records (acknowledged before their
+    /// offsets are stored), apply the rest with all offsets in one transaction, dead-letter what
+    /// the store refused, publish progress, commit to Kafka.
+    private func apply(_ batch: DecodedBatch, consumer: KafkaConsumer, deadLetters: DeadLetterPublisher) async throws {
+        let (events, refused) = (batch.events, batch.refused)
         if !refused.isEmpty {
             for record in refused {
                 logger.warning("refused a record", metadata: ["source": "\(record.message.topicPartition)@\(record.message.offset)", "reason": .string(record.reason)])
@@ -230,7 +268,7 @@ public final class Applier: Sendable {
             throw ApplierError.store("cannot apply a batch of \(events.count) events: \(error)")
         }
         if !outcome.failures.isEmpty {
-            _ = try await deadLetters.publishStored(originals: originals)
+            _ = try await deadLetters.publishStored(originals: batch.originals)
         }
         let highest = events.map(\.event.hlc).max() ?? .zero
         waiters.update { progress in

@@ -22,6 +22,13 @@ struct RecordDecoder: Sendable {
     /// Decodes and checks `message`: JSON schema, tables, HLC skew, headers, the topic it came
     /// on; advances the node's clock with its HLC. Returns the event or the refusal reason.
     func decode(_ message: KafkaMessage, wallClockMillis: UInt64) -> Result<ChangeEvent, RefusedRecord> {
+        var topics = TopicRegions()
+        return decode(message, wallClockMillis: wallClockMillis, topics: &topics)
+    }
+
+    /// Decodes `message` as ``decode(_:wallClockMillis:)`` does, with the source regions of
+    /// the topics seen so far in `topics` (one per batch).
+    func decode(_ message: KafkaMessage, wallClockMillis: UInt64, topics: inout TopicRegions) -> Result<ChangeEvent, RefusedRecord> {
         func refuse(_ reason: String) -> Result<ChangeEvent, RefusedRecord> { .failure(RefusedRecord(message: message, reason: reason)) }
         guard let value = message.value else { return refuse("tombstone: the record has no value, a change event must be JSON") }
         let event: ChangeEvent
@@ -36,7 +43,7 @@ struct RecordDecoder: Sendable {
         if let origin = message.headers.string(named: GeorepHeader.origin), origin != event.origin {
             return refuse("header \(GeorepHeader.origin) \(origin) disagrees with the event's origin \(event.origin)")
         }
-        if let (region, isPinned) = Self.sourceRegion(of: message.topic) {
+        if let (region, isPinned) = topics.sourceRegion(of: message.topic) {
             if event.origin != region {
                 return refuse("origin \(event.origin) is not the region \(region) of topic \(message.topic)")
             }
@@ -57,6 +64,20 @@ struct RecordDecoder: Sendable {
             return refuse(error.description)
         }
         return .success(event)
+    }
+}
+
+/// The source regions of topics, remembered: a batch's records come from a few topics, and
+/// splitting the topic name of every record costs more than a lookup.
+struct TopicRegions {
+    private var known: [String: (region: String, isPinned: Bool)?] = [:]
+
+    /// ``RecordDecoder/sourceRegion(of:)``, remembered.
+    mutating func sourceRegion(of topic: String) -> (region: String, isPinned: Bool)? {
+        if let remembered = known[topic] { return remembered }
+        let found = RecordDecoder.sourceRegion(of: topic)
+        known[topic] = .some(found)
+        return found
     }
 }
 

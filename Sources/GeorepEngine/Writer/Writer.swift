@@ -34,6 +34,7 @@ public final class Writer: Sendable {
     private let currentEpoch: Atomic<UInt64>
     private let rows = KeyedSerializer()
     private let published = Mutex<[SourcePartition: Int64]>([:])
+    private let localApplies: LocalApplyQueue
     private let logger: Logger
 
     /// Makes a writer of `region` publishing through `producer` (connected to that region's
@@ -54,6 +55,7 @@ public final class Writer: Sendable {
         self.producer = producer
         self.writerID = writerID
         self.currentEpoch = Atomic(epoch)
+        self.localApplies = LocalApplyQueue(store: store, logger: logger)
         self.logger = logger
     }
 
@@ -83,7 +85,9 @@ public final class Writer: Sendable {
     private func writeSerialized(_ request: WriteRequest, table: TableSchema) async throws(WriteError) -> WriteReceipt {
         let row: RowState
         do {
-            row = try await store.rowState(table: table.name, key: request.key)
+            row = Self.needsRowState(request, table: table)
+                ? try await store.rowState(table: table.name, key: request.key)
+                : RowState(table: table, key: request.key)
         } catch let rejection as EventRejection {
             throw .rejected(rejection)
         } catch {
@@ -92,16 +96,7 @@ public final class Writer: Sendable {
         let event = try makeEvent(request, row: row)
         let topic = table.merge == .pinned ? Topics.pinned(region) : Topics.changes(region)
         let report = try await publish(event, table: table, to: topic)
-        do {
-            let outcome = try await store.apply(batch: [SourcedEvent(event)])
-            if let failure = outcome.failures.first {
-                logger.error("a published event failed to apply locally; the applier will dead-letter it",
-                             metadata: ["reason": .string(failure.reason)])
-            }
-        } catch {
-            // Kafka has the event: the applier applies it from the log.
-            logger.error("local apply of a published event failed; the applier will apply it", metadata: ["error": "\(error)"])
-        }
+        await localApplies.apply(event)
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
         return WriteReceipt(
             token: WriteToken(region: region, partition: report.partition, offset: report.offset), position: position, event: event)
@@ -133,6 +128,18 @@ public final class Writer: Sendable {
     /// write is never described by a lower position.
     public func lastPublishedOffset(_ partition: SourcePartition) -> Int64? {
         published.withLock { $0[partition] }
+    }
+
+    /// Whether building the event for `request` reads the row's current state: not for an
+    /// upsert that replaces every scalar column of an `lww` row, nor for any `lww-columns`
+    /// upsert (their events carry only the named columns either way).
+    private static func needsRowState(_ request: WriteRequest, table: TableSchema) -> Bool {
+        guard case let .upsert(columns) = request.operation else { return true }
+        switch table.merge {
+        case .lwwColumns: return false
+        case .lww: return !table.valueColumns.allSatisfy { columns[$0.name] != nil }
+        case .pinned: return true
+        }
     }
 
     private static func checkNotEmpty(_ request: WriteRequest, table: String) throws(WriteError) {

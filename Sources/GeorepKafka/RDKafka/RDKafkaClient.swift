@@ -106,6 +106,25 @@ final class RDKafkaClient: @unchecked Sendable {
     /// The fatal error that made this instance unusable, if one was raised.
     var fatalError: KafkaError? { fatal.withLock { $0 } }
 
+    /// Fetches the metadata (partitions, leaders) of `topics` into librdkafka's cache, waiting
+    /// at most `timeout` per topic on a Dispatch thread. A failure is only logged: librdkafka
+    /// keeps looking for the leaders itself.
+    func fetchMetadata(topics: Set<String>, timeout: Duration) async {
+        let milliseconds = timeout.milliseconds
+        try? await runBlocking { [self] in
+            for topic in topics.sorted() {
+                let rkt = rd_kafka_topic_new(handle, topic, nil)
+                defer { rd_kafka_topic_destroy(rkt) }
+                var metadata: UnsafePointer<rd_kafka_metadata>?
+                let err = rd_kafka_metadata(handle, 0, rkt, &metadata, milliseconds)
+                if let metadata { rd_kafka_metadata_destroy(metadata) }
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    logger.debug("no metadata yet for \(topic): \(KafkaError(err))")
+                }
+            }
+        }
+    }
+
     private func log(_ event: OpaquePointer) {
         var facility: UnsafePointer<CChar>?
         var message: UnsafePointer<CChar>?

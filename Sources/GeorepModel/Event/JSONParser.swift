@@ -77,7 +77,9 @@ struct JSONParser {
     private mutating func parseObject() throws(Failure) -> JSONValue {
         try enter()
         index += 1
-        var members: [String: JSONValue] = [:]
+        // A change event has about ten members: room for them up front spares the rehashing
+        // of a dictionary grown one doubling at a time.
+        var members = [String: JSONValue](minimumCapacity: 8)
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -138,16 +140,20 @@ struct JSONParser {
         index += 1
         let start = index
         // Fast path: no escapes.
+        var isASCII = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                let utf8 = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                // ASCII is valid UTF-8: no validation needed (and `String(decoding:)` copies it directly).
+                let text = isASCII ? String(decoding: utf8, as: UTF8.self) : String(validating: utf8, as: UTF8.self)
                 guard let text else { throw Failure(offset: start, problem: "invalid UTF-8 in a string") }
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw fail("control character in a string") }
+            if byte >= 0x80 { isASCII = false }
             index += 1
         }
         var utf8 = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))

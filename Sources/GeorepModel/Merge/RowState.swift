@@ -7,7 +7,7 @@ public struct RowState: Sendable, Equatable {
         /// Concurrent scalar writes from different regions that met in this merge.
         public var conflicts: [Conflict]
 
-        /// Makes an outcome.
+        /// Makes an outcome (for stores that merge some events themselves).
         public init(isChanged: Bool, conflicts: [Conflict]) {
             self.isChanged = isChanged
             self.conflicts = conflicts

@@ -176,6 +176,12 @@ public final class SQLiteStore: ReplicaStore {
             try recordPinnedHome(table: sql.table, key: event.key, region: home, in: db)
             return RowState.ApplyOutcome(isChanged: false, conflicts: [])
         }
+        // Most upserts of plain LWW rows: one statement, no read, no merge state in Swift.
+        if let plainUpsert = sql.plainUpsert, event.op == .upsert,
+           let arguments = sql.plainUpsertArguments(event, conflictWindowMillis: config.conflictWindowMillis) {
+            try db.cachedStatement(sql: plainUpsert).execute(arguments: arguments)
+            if db.changesCount > 0 { return RowState.ApplyOutcome(isChanged: true, conflicts: []) }
+        }
         var row = RowState(table: sql.table, key: event.key, state: try loadState(sql, key: event.key, in: db) ?? RowMergeState())
         let result = row.apply(event, conflictWindowMillis: config.conflictWindowMillis)
         if result.isChanged {
@@ -190,7 +196,7 @@ public final class SQLiteStore: ReplicaStore {
 
     private func loadState(_ sql: TableSQL, key: [String: JSONValue], in db: Database) throws -> RowMergeState? {
         let statement = try db.cachedStatement(sql: sql.selectState)
-        guard let stored = try Row.fetchOne(statement, arguments: StatementArguments(sql.keyArguments(key))) else { return nil }
+        guard let stored = try Row.fetchOne(statement, arguments: sql.keyArguments(key)) else { return nil }
         return try sql.mergeState(from: stored, start: 0)
     }
 

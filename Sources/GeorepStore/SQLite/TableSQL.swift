@@ -18,6 +18,9 @@ struct TableSQL: Sendable {
     let selectState: String
     let selectSnapshot: String
     let upsert: String
+    /// For an `lww` table whose non-key columns are all scalars: an upsert that SQLite merges
+    /// itself (see ``plainUpsertArguments(_:conflictWindowMillis:)``); nil for other tables.
+    let plainUpsert: String?
 
     init(table: TableSchema) {
         self.table = table
@@ -33,6 +36,40 @@ struct TableSQL: Sendable {
         let updates = (dataColumns.map(\.name) + ["georep_hlc", "georep_origin", "georep_deleted", "georep_state"])
             .map { "\(quoted($0)) = excluded.\(quoted($0))" }.joined(separator: ", ")
         upsert = "INSERT INTO \(quoted(storageName)) (\(written.map(quoted).joined(separator: ", "))) VALUES (\(written.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT (\(keyList)) DO UPDATE SET \(updates)"
+        plainUpsert = table.merge == .lww && dataColumns.count == valueColumns.count
+            ? Self.plainUpsert(storageName: storageName, key: table.key, values: valueColumns.map(\.name)) : nil
+    }
+
+    /// The upsert of a plain row (state NULL: one whole-row register) that changes the stored
+    /// row only where the merge is a plain last-writer-wins step: the stored row is plain too,
+    /// the incoming stamp is strictly newer, and no conflict can be recorded (same origin, or
+    /// further apart than the conflict window, the last parameter). Any other case changes
+    /// nothing, and the caller merges the row in Swift.
+    private static func plainUpsert(storageName: String, key: [String], values: [String]) -> String {
+        let written = key + values + ["georep_hlc", "georep_origin"]
+        let updates = (values + ["georep_hlc", "georep_origin"]).map { "\(quoted($0)) = excluded.\(quoted($0))" }
+        return """
+            INSERT INTO \(quoted(storageName)) (\(written.map(quoted).joined(separator: ", ")), georep_deleted, georep_state) \
+            VALUES (\(written.map { _ in "?" }.joined(separator: ", ")), 0, NULL) \
+            ON CONFLICT (\(key.map(quoted).joined(separator: ", "))) DO UPDATE SET \(updates.joined(separator: ", ")) \
+            WHERE georep_state IS NULL AND georep_deleted = 0 AND georep_hlc >= 0 AND excluded.georep_hlc > georep_hlc \
+            AND (georep_origin = excluded.georep_origin OR (excluded.georep_hlc >> 16) - (georep_hlc >> 16) > ?)
+            """
+    }
+
+    /// The arguments of ``plainUpsert`` for a validated upsert event, or nil when its HLC does
+    /// not fit SQLite's signed integers (such an event takes the general path).
+    func plainUpsertArguments(_ event: ChangeEvent, conflictWindowMillis: UInt64) -> StatementArguments? {
+        guard event.hlc.rawValue <= UInt64(Int64.max) else { return nil }
+        var values = keyValues(event.key)
+        values.reserveCapacity(values.count + valueColumns.count + 3)
+        for column in valueColumns {
+            values.append(Self.databaseValue(event.columns[column.name] ?? .null, type: column.type))
+        }
+        values.append(Int64(bitPattern: event.hlc.rawValue))
+        values.append(event.origin)
+        values.append(Int64(clamping: conflictWindowMillis))
+        return StatementArguments(values)
     }
 
     /// `CREATE TABLE` of the storage table.
@@ -59,7 +96,14 @@ struct TableSQL: Sendable {
         }
     }
 
-    func keyArguments(_ key: [String: JSONValue]) -> [DatabaseValue] {
+    /// The key's values, as statement arguments.
+    func keyArguments(_ key: [String: JSONValue]) -> StatementArguments {
+        StatementArguments(keyValues(key))
+    }
+
+    /// The key's values in key column order. Existentials, so that `StatementArguments` maps
+    /// them with a closure: its initializer from concrete values instantiates a key path per call.
+    private func keyValues(_ key: [String: JSONValue]) -> [(any DatabaseValueConvertible)?] {
         table.key.map { column in Self.databaseValue(key[column] ?? .null, type: table.type(of: column) ?? .text) }
     }
 
@@ -85,21 +129,17 @@ struct TableSQL: Sendable {
 
     /// The arguments of `upsert` for a row's state.
     func upsertArguments(_ row: RowState) -> StatementArguments {
-        var values = keyArguments(row.key)
+        var values = keyValues(row.key)
         let view = row.view
         for column in dataColumns {
             values.append(view.map { Self.databaseValue($0[column.name] ?? .null, type: column.type) } ?? .null)
         }
         let state = row.state
         let stamp = state.maxStamp ?? Stamp(hlc: .zero, origin: "")
-        values.append(Int64(bitPattern: stamp.hlc.rawValue).databaseValue)
-        values.append(stamp.origin.databaseValue)
-        values.append((view == nil ? 1 : 0).databaseValue)
-        if state.isPlainRow {
-            values.append(.null)
-        } else {
-            values.append(state.jsonText.databaseValue)
-        }
+        values.append(Int64(bitPattern: stamp.hlc.rawValue))
+        values.append(stamp.origin)
+        values.append(view == nil ? 1 : 0)
+        values.append(state.isPlainRow ? nil : state.jsonText)
         return StatementArguments(values)
     }
 
