@@ -60,6 +60,9 @@ public final class LagSampler: Sendable {
         public var warnAfter: Duration = .seconds(1)
         /// Lag that logs an error.
         public var errorAfter: Duration = .seconds(5)
+        /// Whether applied positions are read from the store rather than the applier: when the
+        /// region's processes share its partitions, the store alone knows them all.
+        public var readsStorePositions = false
         /// Extra librdkafka properties of the sampler's Kafka clients.
         public var consumerProperties: [String: String] = [:]
 
@@ -127,6 +130,10 @@ public final class LagSampler: Sendable {
     private func sample(clients: inout [String: KafkaConsumer]) async -> [SourceLag] {
         let progress = applier.progress
         metrics.refresh(progress: progress, conflicts: (try? await store.conflictCount()) ?? 0)
+        var appliedOffsets = progress.appliedOffsets
+        if settings.readsStorePositions, let stored = try? await store.positions() {
+            appliedOffsets.merge(stored) { max($0, $1) }
+        }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var result: [SourceLag] = []
         for source in config.regions {
@@ -143,7 +150,7 @@ public final class LagSampler: Sendable {
             let lags = state.withLock { state in
                 partitions.map { partition in
                     let key = SourcePartition(topic: partition.topic, partition: partition.partition)
-                    let applied = progress.appliedOffsets[key] ?? 0
+                    let applied = appliedOffsets[key] ?? 0
                     let end = max(ends[partition] ?? applied, applied)
                     var seen = state.seen[key, default: []]
                     if end > (seen.last?.end ?? applied) { seen.append((end, now)) }

@@ -21,6 +21,9 @@ public final class RegionNode: Sendable {
         public var applier = Applier.Settings()
         /// The lag sampler's tuning.
         public var sampler = LagSampler.Settings()
+        /// The writer's counter slot, for a region served by several node processes (each needs
+        /// its own); nil for the region's own slot.
+        public var writerID: String?
         /// `linger.ms` of the writer's producer: how long a write waits to share a batch.
         public var writerLingerMilliseconds = 2
         /// Extra librdkafka properties of the writer's producer (SASL, TLS, ...).
@@ -97,7 +100,9 @@ public final class RegionNode: Sendable {
         await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
         let role = NodeRole.initial(region: region, config: config)
         roleState = Mutex(role)
-        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch, logger: logger)
+        writer = Writer(
+            region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
+            writerID: settings.writerID, logger: logger)
         applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings.applier, logger: logger)
         metrics = NodeMetrics(region: region)
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)

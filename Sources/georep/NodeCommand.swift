@@ -50,9 +50,19 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "How long a read carrying georep-token waits for this region to apply the tokens before the origin region serves it, in milliseconds.")
     var readWaitMs: Int = 1000
 
+    @Option(help: "Scale-out: this process's name among the region's node processes. They share the region's source partitions (consumer group georep.apply.<region>) and store, which must be PostgreSQL; each has its own counter slot.")
+    var instance: String?
+
+    @Option(help: "Where this process's HTTP API listens (host:port), instead of the region's http address (for a second process of a region).")
+    var listen: String?
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
+        if let instance, instance.isEmpty || instance.contains("@") || instance.contains(":") {
+            throw ValidationError("--instance must be a non-empty name without '@' or ':'")
+        }
+        if let listen, HostPort(parsing: listen) == nil { throw ValidationError("--listen must be host:port, not '\(listen)'") }
         if let stickySeconds, stickySeconds <= 0 { throw ValidationError("--sticky-seconds must be positive") }
         guard readWaitMs >= 0 else { throw ValidationError("--read-wait-ms must not be negative") }
     }
@@ -63,6 +73,15 @@ struct NodeCommand: AsyncParsableCommand {
         var settings = RegionNode.Settings()
         settings.stickyReadWindow = stickySeconds.map { .milliseconds(Int64($0 * 1000)) }
         settings.readYourWritesWait = .milliseconds(readWaitMs)
+        settings.listenAddress = listen.flatMap(HostPort.init(parsing:))
+        if let instance {
+            guard case .postgres = config.region(id: region)?.store else {
+                throw ValidationError("--instance: several processes of region \(region) must share a PostgreSQL store, not \(config.region(id: region)?.store.description ?? "none")")
+            }
+            settings.writerID = "\(region).\(instance)"
+            settings.applier.sharesPartitions = true
+            settings.sampler.readsStorePositions = true
+        }
         settings.onListening = { address in printFlushed("listening on http://\(address)") }
         let node = try await RegionNode(config: config, region: region, settings: settings, logger: logger)
         try await node.run(signals: [.sigterm, .sigint])

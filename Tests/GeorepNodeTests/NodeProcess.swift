@@ -104,7 +104,8 @@ final class ProcessDeployment: @unchecked Sendable {
     let addressMap: [String: String]
     private(set) var nodes: [String: GeorepProcess] = [:]
 
-    init(topology: String = "active-active", extraYAML: String = "") async throws {
+    /// - Parameter stores: store locations replacing a region's SQLite file (e.g. a PostgreSQL URL).
+    init(topology: String = "active-active", extraYAML: String = "", stores: [String: String] = [:]) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-nodes-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
@@ -114,6 +115,7 @@ final class ProcessDeployment: @unchecked Sendable {
             yaml = yaml.replacingOccurrences(of: "127.0.0.1:\(port)", with: addressMap["127.0.0.1:\(port)"]!)
         }
         self.addressMap = addressMap
+        for (region, store) in stores { yaml = yaml.replacingOccurrences(of: "sqlite:data/\(region).sqlite", with: store) }
         yaml = yaml.replacingOccurrences(of: "sqlite:data/", with: "sqlite:\(directory.path)/")
         yaml = yaml.replacingOccurrences(of: "topology: active-active", with: "topology: \(topology)\n\(extraYAML)")
         configPath = directory.appendingPathComponent("georep.yaml").path
@@ -123,20 +125,22 @@ final class ProcessDeployment: @unchecked Sendable {
         bootstrap = try await broker.waitForLine(startingWith: "127.0.0.1")
     }
 
-    /// Starts `region`'s node and waits until its HTTP API listens.
-    func start(_ region: String) async throws {
+    /// Starts `region`'s node and waits until its HTTP API listens; `name` (default: the region)
+    /// names the process and its log when a region has several.
+    func start(_ region: String, name: String? = nil, arguments: [String] = [], logLevel: String = "notice") async throws {
+        let name = name ?? region
         let node = try GeorepProcess(
-            ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", "notice"],
-            logFile: directory.appendingPathComponent("\(region).log"))
-        nodes[region] = node
+            ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", logLevel] + arguments,
+            logFile: directory.appendingPathComponent("\(name).log"))
+        nodes[name] = node
         _ = try await node.waitForLine(startingWith: "listening on")
     }
 
     func address(_ region: String) -> HostPort { config.region(id: region)!.http }
 
-    /// The region's log so far.
-    func log(_ region: String) -> String {
-        (try? String(contentsOf: directory.appendingPathComponent("\(region).log"), encoding: .utf8)) ?? ""
+    /// The log so far of the node process `name` (its region, unless named otherwise).
+    func log(_ name: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
     }
 
     func shutdown() async {

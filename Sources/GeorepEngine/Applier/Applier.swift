@@ -27,6 +27,12 @@ public final class Applier: Sendable {
         public var pollTimeout: Duration = .milliseconds(100)
         /// Whether this region's pinned topic is consumed (it must exist then).
         public var consumesPinnedTopic = true
+        /// Scale-out: the region's node processes share its source partitions through the
+        /// consumer group `georep.apply.<region>`, Kafka splitting them between the processes
+        /// and moving a vanished process's partitions to the others. Each process starts a
+        /// partition it is given at the store's position, so the processes must share one store
+        /// (PostgreSQL). False: this applier takes every partition itself.
+        public var sharesPartitions = false
         /// Extra librdkafka properties of the consumers.
         public var consumerProperties: [String: String] = [:]
         /// Extra librdkafka properties of the dead-letter producer.
@@ -138,6 +144,12 @@ public final class Applier: Sendable {
             let published = try await deadLetters.publishStored(originals: [:])
             if published > 0 { logger.notice("published \(published) dead letters left by a previous run") }
             for (cluster, partitions) in partitionsByCluster.sorted(by: { $0.key < $1.key }) {
+                if settings.sharesPartitions {
+                    let consumer = try makeConsumer(cluster: cluster, rebalance: KafkaConsumer.RebalanceHandlers(onAssign: { self.startPositions(of: $0) }))
+                    consumers.append((consumer, partitions))
+                    try consumer.subscribe(topics: Set(partitions.map(\.topic)).sorted())
+                    continue
+                }
                 let consumer = try makeConsumer(cluster: cluster)
                 consumers.append((consumer, partitions))
                 try await consumer.assign(partitions.map { partition in
@@ -168,12 +180,39 @@ public final class Applier: Sendable {
         logger.info("applier stopped", metadata: ["region": .string(region)])
     }
 
-    private func makeConsumer(cluster: String) throws(KafkaError) -> KafkaConsumer {
+    private func makeConsumer(cluster: String, rebalance: KafkaConsumer.RebalanceHandlers = .init()) throws(KafkaError) -> KafkaConsumer {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: Topics.applyGroup(region))
         configuration.clientID = "georep-apply-\(region)"
         configuration.offsetReset = .error
         configuration.properties = settings.consumerProperties
-        return try KafkaConsumer(configuration: configuration, logger: logger)
+        return try KafkaConsumer(configuration: configuration, logger: logger, rebalance: rebalance)
+    }
+
+    /// Where partitions the group gives this process start: at the store's positions, which
+    /// another process of the region may have advanced (the store, not the group's committed
+    /// offsets, is the truth); a partition without a position starts at the log's beginning.
+    ///
+    /// Runs on the consumer's polling thread, which may block: it waits for the store.
+    private func startPositions(of partitions: [TopicPartition]) -> [TopicPartition: KafkaOffset] {
+        let stored = BlockingResult<[SourcePartition: Int64]>()
+        let store = store
+        Task { stored.set(try? await store.positions()) }
+        guard let positions = stored.wait() else {
+            logger.error("cannot read the store's positions for newly assigned partitions; starting them at the group's committed offsets")
+            return [:]
+        }
+        var starts: [TopicPartition: KafkaOffset] = [:]
+        var applied: [SourcePartition: Int64] = [:]
+        for partition in partitions {
+            let source = SourcePartition(topic: partition.topic, partition: partition.partition)
+            starts[partition] = positions[source].map { KafkaOffset($0) } ?? .beginning
+            applied[source] = positions[source] ?? 0
+        }
+        waiters.update { progress in
+            for (source, next) in applied { progress.appliedOffsets[source] = max(progress.appliedOffsets[source] ?? 0, next) }
+        }
+        logger.info("applying partitions given by the group from the store's positions", metadata: ["partitions": "\(starts.count)"])
+        return starts
     }
 
     private var shouldStop: Bool { Task.isCancelled || isStopping.load(ordering: .relaxed) }
