@@ -31,6 +31,8 @@ public final class Applier: Sendable {
         public var consumerProperties: [String: String] = [:]
         /// Extra librdkafka properties of the dead-letter producer.
         public var producerProperties: [String: String] = [:]
+        /// Fence points to enforce and the operator's pause; nil for neither.
+        public var control: ApplierControl?
 
         /// The defaults.
         public init() {}
@@ -61,7 +63,7 @@ public final class Applier: Sendable {
         self.region = region
         self.config = config
         self.store = store
-        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock)
+        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock, control: settings.control)
         self.settings = settings
         self.logger = logger
         self.ownCluster = own.kafka
@@ -181,6 +183,7 @@ public final class Applier: Sendable {
     /// The loop of one consumer: poll, apply, repeat until stopped.
     private func consume(_ consumer: KafkaConsumer, partitions: [TopicPartition], deadLetters: DeadLetterPublisher) async throws {
         while !shouldStop {
+            await settings.control?.waitWhilePaused { shouldStop }
             let messages: [KafkaMessage]
             do {
                 messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
