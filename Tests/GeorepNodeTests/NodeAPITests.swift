@@ -35,6 +35,7 @@ final class InProcessNode: Sendable {
             try broker.createTopic(Topics.pinned(region.id), partitions: config.partitions)
             try broker.createTopic(Topics.deadLetters(region.id), partitions: 1)
         }
+        try broker.createTopic(Topics.control, partitions: 1)
         node = try await RegionNode(config: config, region: region, settings: settings, logger: logger)
         let node = node
         run = Task { try await node.run() }

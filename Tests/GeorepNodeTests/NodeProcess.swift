@@ -56,6 +56,24 @@ final class GeorepProcess: @unchecked Sendable {
         throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") printed no line starting with '\(prefix)' (running: \(process.isRunning))")
     }
 
+    /// The lines of standard output so far.
+    var outputLines: [String] { lock.withLock { lines } }
+
+    /// Waits for the process to exit by itself and returns its exit status.
+    func waitForExit(timeout: Duration = .seconds(120)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                kill(process.processIdentifier, SIGKILL)
+                throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") did not exit within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // The last chunk of output may still be in the pipe.
+        try await Task.sleep(for: .milliseconds(100))
+        return process.terminationStatus
+    }
+
     /// Sends `signal` and waits for the exit; returns the exit status.
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
@@ -115,6 +133,15 @@ final class ProcessDeployment: @unchecked Sendable {
     }
 
     func address(_ region: String) -> HostPort { config.region(id: region)!.http }
+
+    /// Runs `georep command ... --config <this deployment> --kafka <its broker>` to its end; returns
+    /// its exit status and standard output.
+    func run(_ command: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
+        let process = try GeorepProcess(
+            command + ["--config", configPath, "--kafka", bootstrap], logFile: directory.appendingPathComponent("commands.log"))
+        let status = try await process.waitForExit(timeout: timeout)
+        return (status, process.outputLines.joined(separator: "\n"))
+    }
 
     /// The region's log so far.
     func log(_ region: String) -> String {
