@@ -62,6 +62,9 @@ public struct ControlLog: Sendable {
     public func publish(_ records: [RegionControlRecord]) async throws(KafkaError) {
         var configuration = KafkaProducerConfiguration(bootstrapServers: cluster)
         configuration.clientID = "georep-control-writer"
+        // A duplicated RegionConfig record changes nothing; without idempotence the first send
+        // does not wait for a producer id.
+        configuration.isIdempotent = false
         configuration.properties = properties
         let producer = try KafkaProducer(configuration: configuration, logger: logger)
         defer { Task { await producer.close(timeout: .seconds(5)) } }

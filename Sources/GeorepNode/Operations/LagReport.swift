@@ -20,7 +20,7 @@ public struct LagReport: Sendable, Codable {
         public var topic: String
         /// The partition.
         public var partition: Int32
-        /// The next offset the target applies (its node's; the committed offset when the node is unreachable).
+        /// The next offset the target applies: its node's or its group's committed offset, whichever is further.
         public var applied: Int64?
         /// The offset committed by `georep.apply.<target>`; nil when nothing was committed.
         public var committed: Int64?
@@ -105,7 +105,9 @@ public struct LagReport: Sendable, Codable {
                     let node = nodeView[target.id]?["\(topicPartition.topic)/\(partition)"]
                     let committedOffset = committed[target.id]?[topicPartition]
                     let end = ends[topicPartition]
-                    let applied = node?.applied ?? (nodeView[target.id] == nil ? committedOffset : 0)
+                    // The node's sample is up to one sampling interval old; the group's commit
+                    // follows each applied batch, so the larger of the two is the more recent.
+                    let applied = [node?.applied, committedOffset].compactMap { $0 }.max() ?? (nodeView[target.id] == nil ? nil : 0)
                     rows.append(Row(
                         source: source.id, target: target.id, topic: topicPartition.topic, partition: partition,
                         applied: applied, committed: committedOffset, end: end,
