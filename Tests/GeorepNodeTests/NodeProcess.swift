@@ -134,6 +134,17 @@ final class ProcessDeployment: @unchecked Sendable {
 
     func address(_ region: String) -> HostPort { config.region(id: region)!.http }
 
+    /// The configuration with every region on the deployment's broker (as `--kafka` gives the nodes).
+    var kafkaConfig: GeorepConfig {
+        var config = config
+        config.regions = config.regions.map { region in
+            var region = region
+            region.kafka = bootstrap
+            return region
+        }
+        return config
+    }
+
     /// Runs `georep command ... --config <this deployment> --kafka <its broker>` to its end; returns
     /// its exit status and standard output.
     func run(_ command: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {

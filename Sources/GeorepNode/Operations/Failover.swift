@@ -140,8 +140,21 @@ public struct Failover: Sendable {
             step("probe \(oldID) (unreachable)")
         }
 
-        let fenceOffsets = try await endOffsets(of: old, settle: isPlanned)
-        step("fence point: end offsets of \(Topics.changes(oldID))")
+        let fenceOffsets: [Int32: Int64]
+        do {
+            fenceOffsets = try await endOffsets(of: old, settle: isPlanned)
+            step("fence point: end offsets of \(Topics.changes(oldID))")
+        } catch {
+            // The old primary's whole cluster may be down: fence at the end offsets the target
+            // saw last; anything the old primary wrote after them is fenced (refused, not lost).
+            guard !isPlanned, let status = await status(of: target) else { throw error }
+            fenceOffsets = Self.offsets(status, topic: Topics.changes(oldID), field: "end")
+            guard fenceOffsets.count == max(1, config.partitions) else {
+                throw .unavailable("\(error); and \(target.id) has not seen them either: no fence point can be set")
+            }
+            say("  \(error); using the end offsets \(target.id) saw last")
+            step("fence point: end offsets of \(Topics.changes(oldID)) seen by \(target.id)")
+        }
 
         var unapplied: [Unapplied] = []
         if isPlanned {
@@ -247,12 +260,17 @@ public struct Failover: Sendable {
 
     /// The next offsets a node's status reports applied for `topic`, by partition.
     static func applied(_ status: [String: JSONValue], topic: String) -> [Int32: Int64] {
+        offsets(status, topic: topic, field: "applied")
+    }
+
+    /// A per-partition offset (`applied` or `end`) of `topic` in a node's status.
+    static func offsets(_ status: [String: JSONValue], topic: String, field: String) -> [Int32: Int64] {
         var result: [Int32: Int64] = [:]
         for source in status["lag"]?.arrayValue ?? [] {
             for partition in source.objectValue?["partitions"]?.arrayValue ?? [] {
                 guard let object = partition.objectValue, object["topic"]?.stringValue == topic,
-                      let number = object["partition"]?.intValue, let applied = object["applied"]?.intValue else { continue }
-                result[Int32(number)] = applied
+                      let number = object["partition"]?.intValue, let value = object[field]?.intValue else { continue }
+                result[Int32(number)] = value
             }
         }
         return result
