@@ -21,6 +21,7 @@ struct DeploymentOptions: ParsableArguments {
                 region.kafka = kafka
                 return region
             }
+            parsed.controlKafka = kafka
         }
         return parsed
     }

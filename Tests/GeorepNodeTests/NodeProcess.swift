@@ -142,6 +142,7 @@ final class ProcessDeployment: @unchecked Sendable {
             region.kafka = bootstrap
             return region
         }
+        config.controlKafka = bootstrap
         return config
     }
 

@@ -107,6 +107,9 @@ public struct GeorepConfig: Sendable, Hashable {
     public var hlcMaxOffsetMillis: UInt64
     /// Writes from two regions closer than this in physical time are recorded as conflicts.
     public var conflictWindowMillis: UInt64
+    /// Bootstrap servers of the cluster holding the control topic `georep.control` (`control_kafka`);
+    /// nil for the primary's cluster, or the first region's.
+    public var controlKafka: String?
 
     /// Makes a configuration; `GeorepConfig.parse(yaml:)` builds and validates one from a file.
     public init(

@@ -6,6 +6,7 @@ import Hummingbird
 ///
 /// | request | does |
 /// |---|---|
+/// | `GET /v1/admin` | the state below |
 /// | `POST /v1/admin/applier/pause?seconds=N` | stops applying for N seconds (no `seconds`: until resumed) |
 /// | `POST /v1/admin/applier/resume` | applies again |
 /// | `POST /v1/admin/control/pause` | stops reading `georep.control`, as if cut off from its cluster |
@@ -14,6 +15,7 @@ import Hummingbird
 /// Each answers the node's state as `{"applier_paused": ..., "control_paused": ...}`.
 extension RegionNode {
     func addAdminRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/admin") { _, _ in self.adminState() }
         router.post("/v1/admin/applier/pause") { request, _ in
             var duration: Duration?
             if let text = request.uri.queryParameters.get("seconds") {
