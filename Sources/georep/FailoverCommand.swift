@@ -39,12 +39,18 @@ struct FailoverCommand: AsyncParsableCommand {
         options.maxDataLossMillis = maxDataLossMs
         options.force = force
         let http = NodeHTTPClient(timeout: .seconds(2))
-        defer { Task { try? await http.shutdown() } }
         printFlushed("failover to \(to):")
+        let result: Result<Failover.Outcome, FailoverError>
         do {
-            let outcome = try await Failover(config: config, options: options, http: http, logger: logger, say: printFlushed).run()
-            printFlushed("\(outcome.isPlanned ? "planned switchover" : "unplanned failover"): \(to) is primary at epoch \(outcome.epoch); \(outcome.fence)")
+            result = .success(try await Failover(config: config, options: options, http: http, logger: logger, say: printFlushed).run())
         } catch {
+            result = .failure(error)
+        }
+        try? await http.shutdown()
+        switch result {
+        case let .success(outcome):
+            printFlushed("\(outcome.isPlanned ? "planned switchover" : "unplanned failover"): \(to) is primary at epoch \(outcome.epoch); \(outcome.fence)")
+        case let .failure(error):
             printFlushed("error: \(error)")
             throw ExitCode(error.isDataLoss ? 3 : 1)
         }

@@ -45,6 +45,9 @@ final class GeorepProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// Every line of standard output so far.
+    var allLines: [String] { lock.withLock { lines } }
+
     /// Waits for a line of standard output that starts with `prefix` and returns it.
     func waitForLine(startingWith prefix: String, timeout: Duration = .seconds(60)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
@@ -56,36 +59,26 @@ final class GeorepProcess: @unchecked Sendable {
         throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") printed no line starting with '\(prefix)' (running: \(process.isRunning))")
     }
 
-    /// The lines of standard output so far.
-    var outputLines: [String] { lock.withLock { lines } }
-
-    /// Waits for the process to exit by itself and returns its exit status.
-    func waitForExit(timeout: Duration = .seconds(120)) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                kill(process.processIdentifier, SIGKILL)
-                throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") did not exit within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        // The last chunk of output may still be in the pipe.
-        try await Task.sleep(for: .milliseconds(100))
-        return process.terminationStatus
-    }
-
     /// Sends `signal` and waits for the exit; returns the exit status.
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
         if process.isRunning { kill(process.processIdentifier, signal) }
+        return try await waitForExit(timeout: timeout)
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`); returns the exit status.
+    @discardableResult
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             guard ContinuousClock.now < deadline else {
                 kill(process.processIdentifier, SIGKILL)
-                throw ProcessFailure("georep did not stop within \(timeout) after signal \(signal)")
+                throw ProcessFailure("georep \(process.arguments?.first ?? "") did not exit within \(timeout)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // Let the reader take the last output.
+        try await Task.sleep(for: .milliseconds(100))
         return process.terminationStatus
     }
 
@@ -107,13 +100,20 @@ final class ProcessDeployment: @unchecked Sendable {
     let config: GeorepConfig
     let broker: GeorepProcess
     let bootstrap: String
+    /// The example configuration's node addresses (`127.0.0.1:8081`...) and the free ports used instead.
+    let addressMap: [String: String]
     private(set) var nodes: [String: GeorepProcess] = [:]
 
     init(topology: String = "active-active", extraYAML: String = "") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-nodes-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
-        for port in 8081...8083 { yaml = yaml.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try freeLoopbackPort())") }
+        var addressMap: [String: String] = [:]
+        for port in 8081...8083 {
+            addressMap["127.0.0.1:\(port)"] = "127.0.0.1:\(try freeLoopbackPort())"
+            yaml = yaml.replacingOccurrences(of: "127.0.0.1:\(port)", with: addressMap["127.0.0.1:\(port)"]!)
+        }
+        self.addressMap = addressMap
         yaml = yaml.replacingOccurrences(of: "sqlite:data/", with: "sqlite:\(directory.path)/")
         yaml = yaml.replacingOccurrences(of: "topology: active-active", with: "topology: \(topology)\n\(extraYAML)")
         configPath = directory.appendingPathComponent("georep.yaml").path
@@ -152,7 +152,7 @@ final class ProcessDeployment: @unchecked Sendable {
         let process = try GeorepProcess(
             command + ["--config", configPath, "--kafka", bootstrap], logFile: directory.appendingPathComponent("commands.log"))
         let status = try await process.waitForExit(timeout: timeout)
-        return (status, process.outputLines.joined(separator: "\n"))
+        return (status, process.allLines.joined(separator: "\n"))
     }
 
     /// The region's log so far.
