@@ -149,6 +149,13 @@ struct FailoverProcessTests {
                     #expect(keys.contains("user_profile/\(id)"), "\(region)'s dead-letter topic holds fenced write \(id)")
                 }
             }
+
+            // Restarted, the old primary reads the fence from georep.control before serving.
+            #expect(try await deployment.nodes["us-east-1"]!.stop() == 0)
+            try await deployment.start("us-east-1")
+            let afterRestart = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "3002"), json: ["display_name": "late"])
+            #expect(afterRestart.status == 409 && (afterRestart.error ?? "").contains("eu-west-1"), "still refused after a restart: \(afterRestart.status)")
+            try await expectRows(client, old, fenced.map { .init(id: $0, name: "split", region: "us-east-1") }, present: false, region: "us-east-1 after a restart")
         }
     }
 
