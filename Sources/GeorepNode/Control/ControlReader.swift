@@ -55,6 +55,7 @@ public final class ControlReader: Sendable {
         var next: Int64 = 0
         // Records a poll returned after a pause began: applied only once reading resumes.
         var held: [KafkaMessage] = []
+        var isFailing = false
         while !Task.isCancelled {
             if isPaused {
                 try? await Task.sleep(for: .milliseconds(50))
@@ -89,8 +90,14 @@ public final class ControlReader: Sendable {
                     }
                 }
                 if changed { await onChange(snapshot) }
+                if isFailing {
+                    isFailing = false
+                    logger.notice("reading \(ControlLog.partition.topic) again")
+                }
             } catch {
-                logger.warning("reading \(ControlLog.partition.topic) failed, retrying: \(error)")
+                // Once per outage at warning level, then at debug level while it lasts.
+                logger.log(level: isFailing ? .debug : .warning, "reading \(ControlLog.partition.topic) failed, retrying: \(error)")
+                isFailing = true
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }
