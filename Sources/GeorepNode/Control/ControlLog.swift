@@ -60,17 +60,43 @@ public struct ControlLog: Sendable {
 
     /// Appends `records` in order, each acknowledged by Kafka.
     public func publish(_ records: [RegionControlRecord]) async throws(KafkaError) {
-        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster)
+        let writer = try ControlWriter(log: self)
+        do {
+            try await writer.publish(records)
+        } catch {
+            await writer.close()
+            throw error
+        }
+        await writer.close()
+    }
+}
+
+/// Appends records to `georep.control` through one producer kept for several appends (the
+/// first append of a new producer waits for its connection and the topic's metadata).
+public final class ControlWriter: Sendable {
+    private let producer: KafkaProducer
+
+    /// A writer to `log`'s cluster; ``close()`` it after the last append.
+    public init(log: ControlLog) throws(KafkaError) {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: log.cluster)
         configuration.clientID = "georep-control-writer"
         // A duplicated RegionConfig record changes nothing; without idempotence the first send
         // does not wait for a producer id.
         configuration.isIdempotent = false
-        configuration.properties = properties
-        let producer = try KafkaProducer(configuration: configuration, logger: logger)
-        defer { Task { await producer.close(timeout: .seconds(5)) } }
+        configuration.properties = log.properties
+        producer = try KafkaProducer(configuration: configuration, logger: log.logger)
+    }
+
+    /// Appends `records` in order, each acknowledged by Kafka.
+    public func publish(_ records: [RegionControlRecord]) async throws(KafkaError) {
         for record in records {
             let report = try await producer.send(KafkaRecord(topic: Topics.control, partition: 0, key: record.region, value: record.encoded()))
             if let error = report.error { throw error }
         }
+    }
+
+    /// Flushes and closes the producer.
+    public func close() async {
+        await producer.close(timeout: .seconds(5))
     }
 }

@@ -69,8 +69,12 @@ public struct Failover: Sendable {
         public var unapplied: [Unapplied]
         /// Each step and its time.
         public var steps: [(String, Duration)]
-        /// The total time: the switch's recovery time (RTO).
+        /// The time of the whole command.
         public var total: Duration
+        /// How long writes were refused: from the old primary's stop to the new one's first
+        /// accepted write (the switch's RTO); nil in an unplanned failover, whose outage began
+        /// before the command.
+        public var writeOutage: Duration?
     }
 
     let config: GeorepConfig
@@ -92,6 +96,24 @@ public struct Failover: Sendable {
     ///
     /// - Throws: ``FailoverError`` naming why nothing was promoted.
     public func run() async throws(FailoverError) -> Outcome {
+        let control = ControlLog(cluster: config.controlCluster, logger: logger)
+        let writer: ControlWriter
+        do {
+            writer = try ControlWriter(log: control)
+        } catch {
+            throw .unavailable("cannot write to \(Topics.control) on \(control.cluster): \(error)")
+        }
+        let result: Result<Outcome, FailoverError>
+        do {
+            result = .success(try await run(control: control, writer: writer))
+        } catch {
+            result = .failure(error)
+        }
+        await writer.close()
+        return try result.get()
+    }
+
+    private func run(control: ControlLog, writer: ControlWriter) async throws(FailoverError) -> Outcome {
         let start = ContinuousClock.now
         var steps: [(String, Duration)] = []
         var stepStart = start
@@ -108,7 +130,6 @@ public struct Failover: Sendable {
             throw .invalid("unknown region \(options.target); the configuration has \(config.regions.map(\.id).joined(separator: ", "))")
         }
         guard options.maxDataLossMillis >= 0 else { throw .invalid("--max-data-loss-ms must not be negative") }
-        let control = ControlLog(cluster: config.controlCluster, logger: logger)
         let state: ControlState
         do {
             state = try await control.read(timeout: .seconds(10))
@@ -123,11 +144,14 @@ public struct Failover: Sendable {
         guard await status(of: target) != nil else {
             throw .unavailable("the target \(target.id) does not answer at http://\(target.http); a failover needs its node running")
         }
+        // Restating the primary's record changes nothing and connects the writer before writes stop.
+        try await publish(writer, [state.latest[oldID] ?? RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: true, epoch: epoch)])
         step("read \(Topics.control): primary \(oldID), epoch \(epoch)")
+        let writesStop = ContinuousClock.now
 
         var isPlanned = false
         if await status(of: old) != nil {
-            try await publish(control, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: false, epoch: epoch)])
+            try await publish(writer, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: false, epoch: epoch)])
             if await waitFor(old, timeout: options.drainTimeout, until: { $0["accepting_writes"] == .bool(false) }) {
                 isPlanned = true
                 step("stop writes at \(oldID)")
@@ -163,7 +187,7 @@ public struct Failover: Sendable {
                 return fenceOffsets.allSatisfy { applied[$0.key] ?? 0 >= $0.value }
             }
             guard reached else {
-                try? await publish(control, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: true, epoch: epoch)])
+                try? await publish(writer, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: true, epoch: epoch)])
                 throw .unavailable("\(target.id) did not apply \(oldID)'s log within \(options.catchUpTimeout); \(oldID) takes writes again")
             }
             step("\(target.id) applied everything \(oldID) wrote")
@@ -195,7 +219,7 @@ public struct Failover: Sendable {
             RegionControlRecord(region: $0, isPrimary: false, isAcceptingWrites: false, epoch: newEpoch)
         }
         records.append(RegionControlRecord(region: target, isPrimary: true, isAcceptingWrites: true, epoch: newEpoch, fence: fence))
-        try await publish(control, records)
+        try await publish(writer, records)
         step("write promotion and fence (epoch \(newEpoch))")
         let confirmed = await waitFor(target, timeout: options.confirmTimeout) {
             $0["accepting_writes"] == .bool(true) && $0["epoch"]?.intValue == Int64(newEpoch)
@@ -203,8 +227,12 @@ public struct Failover: Sendable {
         guard confirmed else { throw .unavailable("\(target.id) did not confirm its promotion within \(options.confirmTimeout)") }
         step("\(target.id) takes writes")
         let total = ContinuousClock.now - start
-        say(Self.stepLine("total (RTO)", total))
-        return Outcome(isPlanned: isPlanned, oldPrimary: oldID, epoch: newEpoch, fence: fence, unapplied: unapplied, steps: steps, total: total)
+        let outage = isPlanned ? ContinuousClock.now - writesStop : nil
+        if let outage { say(Self.stepLine("writes refused (RTO)", outage)) }
+        say(Self.stepLine("total", total))
+        return Outcome(
+            isPlanned: isPlanned, oldPrimary: oldID, epoch: newEpoch, fence: fence, unapplied: unapplied, steps: steps, total: total,
+            writeOutage: outage)
     }
 
     // MARK: - Parts
@@ -228,11 +256,11 @@ public struct Failover: Sendable {
         return false
     }
 
-    private func publish(_ control: ControlLog, _ records: [RegionControlRecord]) async throws(FailoverError) {
+    private func publish(_ writer: ControlWriter, _ records: [RegionControlRecord]) async throws(FailoverError) {
         do {
-            try await control.publish(records)
+            try await writer.publish(records)
         } catch {
-            throw .unavailable("cannot write to \(Topics.control) on \(control.cluster): \(error)")
+            throw .unavailable("cannot write to \(Topics.control) on \(config.controlCluster): \(error)")
         }
     }
 
