@@ -145,6 +145,16 @@ public final class LagSampler: Sendable {
                 ends = try await client.endOffsets(of: partitions, timeout: .seconds(2))
             } catch {
                 logger.debug("cannot read the end offsets of \(Topics.changes(source.id)): \(error)")
+                // Keep the last ends seen (a failover to this region fences at them when the
+                // source's cluster is down), with the applied offsets of now.
+                if let previous = state.withLock({ $0.latest.first { $0.source == source.id } }) {
+                    result.append(SourceLag(source: source.id, partitions: previous.partitions.map { partition in
+                        var partition = partition
+                        partition.applied = progress.appliedOffsets[SourcePartition(topic: partition.topic, partition: partition.partition)] ?? partition.applied
+                        partition.end = max(partition.end, partition.applied)
+                        return partition
+                    }))
+                }
                 continue
             }
             let lags = state.withLock { state in

@@ -12,12 +12,16 @@ public struct NodeRole: Sendable, Hashable {
     public var epoch: UInt64
     /// Whether this node publishes writes itself (false when fenced or not the primary).
     public var acceptsWrites: Bool
+    /// Whether a failover fenced this region at ``epoch``: it refuses writes (4xx naming the
+    /// primary) instead of forwarding them.
+    public var isFenced: Bool
 
     /// Makes a role.
-    public init(primary: String?, epoch: UInt64, acceptsWrites: Bool) {
+    public init(primary: String?, epoch: UInt64, acceptsWrites: Bool, isFenced: Bool = false) {
         self.primary = primary
         self.epoch = epoch
         self.acceptsWrites = acceptsWrites
+        self.isFenced = isFenced
     }
 
     /// The role the configuration gives `region` before any failover: epoch 1.

@@ -40,6 +40,10 @@ public final class RegionNode: Sendable {
         public var stickyReadWindow: Duration?
         /// How long requests forwarded to another region's node may take.
         public var forwardTimeout: Duration = .seconds(10)
+        /// Whether the node follows the control topic `georep.control` (roles, epochs, fences).
+        public var followsControlTopic = true
+        /// How long the node reads the control topic at start before serving.
+        public var controlCatchUpTimeout: Duration = .seconds(3)
         /// Called once the HTTP server listens, with its address.
         public var onListening: (@Sendable (HostPort) -> Void)?
 
@@ -63,6 +67,10 @@ public final class RegionNode: Sendable {
     public let metrics: NodeMetrics
     /// Samples the replication lag.
     public let sampler: LagSampler
+    /// The applier's fences and pause.
+    public let applierControl: ApplierControl
+    /// Follows `georep.control`.
+    public let controlReader: ControlReader
     let settings: Settings
     let logger: Logger
     let peers: PeerClient
@@ -103,13 +111,22 @@ public final class RegionNode: Sendable {
         writer = Writer(
             region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
             writerID: settings.writerID, logger: logger)
-        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings.applier, logger: logger)
+        var applierSettings = settings.applier
+        let applierControl = applierSettings.control ?? ApplierControl()
+        applierSettings.control = applierControl
+        self.applierControl = applierControl
+        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
+        let onChange = ControlChangeForwarder()
+        controlReader = ControlReader(
+            log: ControlLog(cluster: config.controlCluster, properties: settings.applier.consumerProperties, logger: logger),
+            region: region, logger: logger, onChange: { await onChange.forward($0) })
         metrics = NodeMetrics(region: region)
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
         sampler = LagSampler(region: region, config: config, applier: applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
         peers = PeerClient(config: config, timeout: settings.forwardTimeout)
         sticky = settings.stickyReadWindow.map(StickyUsers.init(window:))
         try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })
+        onChange.node = self
     }
 
     /// The node's role now.
@@ -125,6 +142,7 @@ public final class RegionNode: Sendable {
             .init(service: ClosingService { [store] in try await store.close() }, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SamplerService(sampler: sampler)),
+            .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
             .init(service: ClosingService { [producer, peers] in
                 await producer.close()
                 try await peers.shutdown()
@@ -133,6 +151,7 @@ public final class RegionNode: Sendable {
         ]
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: logger)
         configuration.cancellationSignals = []
+        if settings.followsControlTopic { await controlReader.catchUp(timeout: settings.controlCatchUpTimeout) }
         let group = ServiceGroup(configuration: configuration)
         serviceGroup.withLock { $0 = group }
         logger.notice("node starting", metadata: ["region": .string(region), "topology": .string(config.topology.rawValue)])
@@ -165,7 +184,8 @@ public final class RegionNode: Sendable {
 
     private func regionRecord(_ region: RegionConfig, role: NodeRole) -> RegionConfigRecord {
         let isPrimary = role.primary == region.id
-        let accepts = role.primary == nil || isPrimary
+        var accepts = role.primary == nil || isPrimary
+        if let record = controlReader.current.latest[region.id], record.epoch == role.epoch { accepts = record.isAcceptingWrites }
         return RegionConfigRecord(
             regionID: region.id, kafka: region.kafka, http: region.http.description, isPrimary: isPrimary,
             isAcceptingWrites: accepts, epoch: role.epoch)
@@ -197,6 +217,22 @@ private struct ApplierService: Service {
             try await applier.run()
         } onGracefulShutdown: {
             applier.stop()
+        }
+    }
+}
+
+/// Follows the control topic until a graceful shutdown.
+private struct ControlReaderService: Service {
+    let reader: ControlReader
+    let isEnabled: Bool
+
+    func run() async throws {
+        guard isEnabled else {
+            try? await gracefulShutdown()
+            return
+        }
+        await cancelWhenGracefulShutdown {
+            await reader.run()
         }
     }
 }

@@ -12,6 +12,8 @@ struct Georep: AsyncParsableCommand {
             DevBrokerCommand.self,
             BenchCommand.self,
             ApplyCommand.self,
+            LagCommand.self,
+            FailoverCommand.self,
         ]
     )
 }

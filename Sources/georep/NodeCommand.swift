@@ -14,15 +14,8 @@ struct DeploymentOptions: ParsableArguments {
 
     /// The configuration, with the override applied.
     func load() throws -> GeorepConfig {
-        var parsed = try GeorepConfig.load(path: config)
-        if let kafka {
-            parsed.regions = parsed.regions.map { region in
-                var region = region
-                region.kafka = kafka
-                return region
-            }
-        }
-        return parsed
+        let parsed = try GeorepConfig.load(path: config)
+        return kafka.map(parsed.onOneCluster) ?? parsed
     }
 }
 

@@ -57,6 +57,13 @@ import Testing
         #expect(config.table(named: "user_pii")?.merge == .pinned)
     }
 
+    @Test func controlKafkaNamesTheControlTopicsCluster() throws {
+        #expect(Fixtures.specConfig.controlKafka == nil)
+        let config = try GeorepConfig.parse(yaml: Self.valid.replacingOccurrences(of: "partitions: 12", with: "partitions: 12\ncontrol_kafka: control-a:9092"))
+        #expect(config.controlKafka == "control-a:9092")
+        expectFailure(replacing: "partitions: 12", with: "partitions: 12\ncontrol_kafka: ''", line: 4, problem: "control_kafka is empty")
+    }
+
     /// Replaces `old` by `new` in the valid file and expects an error at `line` mentioning `problem`.
     private func expectFailure(replacing old: String, with new: String, line: Int?, problem: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let yaml = Self.valid.replacingOccurrences(of: old, with: new)

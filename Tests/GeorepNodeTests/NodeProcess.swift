@@ -138,9 +138,45 @@ final class ProcessDeployment: @unchecked Sendable {
 
     func address(_ region: String) -> HostPort { config.region(id: region)!.http }
 
+    /// The configuration with every region on the deployment's broker (as `--kafka` gives the nodes).
+    var kafkaConfig: GeorepConfig { config.onOneCluster(bootstrap) }
+
+    /// Runs `georep command ... --config <this deployment> --kafka <its broker>` to its end; returns
+    /// its exit status and standard output.
+    func run(_ command: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
+        let process = try GeorepProcess(
+            command + ["--config", configPath, "--kafka", bootstrap], logFile: directory.appendingPathComponent("commands.log"))
+        let status = try await process.waitForExit(timeout: timeout)
+        return (status, process.allLines.joined(separator: "\n"))
+    }
+
     /// The log so far of the node process `name` (its region, unless named otherwise).
     func log(_ name: String) -> String {
         (try? String(contentsOf: directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+    }
+
+    /// Runs `body` with a deployment (and every region's node started, unless `startingNodes`
+    /// is false) and a client, then stops them all, also when `body` throws, before returning:
+    /// no process outlives the test.
+    static func with(
+        topology: String = "active-active", extraYAML: String = "", stores: [String: String] = [:], startingNodes: Bool = true,
+        _ body: (ProcessDeployment, NodeHTTPClient) async throws -> Void
+    ) async throws {
+        let deployment = try await ProcessDeployment(topology: topology, extraYAML: extraYAML, stores: stores)
+        let client = NodeHTTPClient(timeout: .seconds(20))
+        let result: Result<Void, any Error>
+        do {
+            if startingNodes {
+                for region in deployment.config.regions.map(\.id) { try await deployment.start(region) }
+            }
+            try await body(deployment, client)
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        try? await client.shutdown()
+        await deployment.shutdown()
+        try result.get()
     }
 
     func shutdown() async {

@@ -31,28 +31,27 @@ struct ReadmeTests {
 
     @Test("the README's curl examples work as printed, and its bad requests get the 4xx and error they show")
     func curlExamples() async throws {
-        let deployment = try await ProcessDeployment()
-        defer { Task { await deployment.shutdown() } }
-        for region in deployment.config.regions.map(\.id) { try await deployment.start(region) }
-        func localized(_ text: String) -> String {
-            deployment.addressMap.reduce(text) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
-        }
+        try await ProcessDeployment.with { deployment, _ in
+            func localized(_ text: String) -> String {
+                deployment.addressMap.reduce(text) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+            }
 
-        // Every command succeeds (curl fails on an HTTP error status) and the token read sees the write.
-        let ok = try Self.bash("set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n" + localized(try Self.block("curl-ok")))
-        #expect(ok.status == 0, "the README's examples failed:\n\(ok.output)")
-        #expect(ok.output.contains("moved to Lisbon"), "the read with the token did not return the write:\n\(ok.output)")
-        #expect(ok.output.contains(#""items":["sku-1","sku-2"]"#))
-        #expect(ok.output.contains(#""views":3"#))
-        #expect(ok.output.contains("georep_events_applied_total"))
+            // Every command succeeds (curl fails on an HTTP error status) and the token read sees the write.
+            let ok = try Self.bash("set -euo pipefail\ncurl() { command curl -sS --fail-with-body \"$@\"; echo; }\n" + localized(try Self.block("curl-ok")))
+            #expect(ok.status == 0, "the README's examples failed:\n\(ok.output)")
+            #expect(ok.output.contains("moved to Lisbon"), "the read with the token did not return the write:\n\(ok.output)")
+            #expect(ok.output.contains(#""items":["sku-1","sku-2"]"#))
+            #expect(ok.output.contains(#""views":3"#))
+            #expect(ok.output.contains("georep_events_applied_total"))
 
-        // Each bad request gets the status and the error its comment shows.
-        for line in try Self.block("curl-4xx").split(separator: "\n") where line.hasPrefix("curl") {
-            let parts = line.components(separatedBy: "# ")
-            let expected = try #require(parts.last?.split(separator: " ", maxSplits: 1).map(String.init))
-            let reply = try Self.bash(localized(parts[0]))
-            #expect(reply.output.contains("HTTP/1.1 \(expected[0])"), "\(line):\n\(reply.output)")
-            #expect(reply.output.contains(#"{"error":"#) && reply.output.contains(expected[1]), "\(line):\n\(reply.output)")
+            // Each bad request gets the status and the error its comment shows.
+            for line in try Self.block("curl-4xx").split(separator: "\n") where line.hasPrefix("curl") {
+                let parts = line.components(separatedBy: "# ")
+                let expected = try #require(parts.last?.split(separator: " ", maxSplits: 1).map(String.init))
+                let reply = try Self.bash(localized(parts[0]))
+                #expect(reply.output.contains("HTTP/1.1 \(expected[0])"), "\(line):\n\(reply.output)")
+                #expect(reply.output.contains(#"{"error":"#) && reply.output.contains(expected[1]), "\(line):\n\(reply.output)")
+            }
         }
     }
 }

@@ -37,6 +37,8 @@ public final class Applier: Sendable {
         public var consumerProperties: [String: String] = [:]
         /// Extra librdkafka properties of the dead-letter producer.
         public var producerProperties: [String: String] = [:]
+        /// Fence points to enforce and the operator's pause; nil for neither.
+        public var control: ApplierControl?
 
         /// The defaults.
         public init() {}
@@ -67,7 +69,7 @@ public final class Applier: Sendable {
         self.region = region
         self.config = config
         self.store = store
-        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock)
+        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock, control: settings.control)
         self.settings = settings
         self.logger = logger
         self.ownCluster = own.kafka
@@ -231,6 +233,7 @@ public final class Applier: Sendable {
                 isApplying = false
             }
             while !shouldStop {
+                await settings.control?.waitWhilePaused { shouldStop }
                 let messages: [KafkaMessage]
                 do throws(KafkaError) {
                     messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
@@ -245,6 +248,9 @@ public final class Applier: Sendable {
                     continue
                 }
                 guard !messages.isEmpty else { continue }
+                // A batch polled while a pause began waits too: nothing is applied once paused.
+                await settings.control?.waitWhilePaused { shouldStop }
+                if shouldStop { break }
                 let batch = decode(messages)
                 try await finishApplying()
                 applying.addTask { try await self.apply(batch, consumer: consumer, deadLetters: deadLetters) }

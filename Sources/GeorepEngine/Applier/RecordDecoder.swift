@@ -6,6 +6,7 @@ import GeorepModel
 struct RecordDecoder: Sendable {
     let codec: ChangeEventCodec
     let clock: HybridLogicalClock
+    var control: ApplierControl?
 
     /// The region whose log `topic` is, with whether it is a pinned topic; nil for a foreign topic.
     static func sourceRegion(of topic: String) -> (region: String, isPinned: Bool)? {
@@ -57,6 +58,9 @@ struct RecordDecoder: Sendable {
                     ? "table \(event.table) is region-pinned: its events belong on \(Topics.pinned(region)), not \(message.topic)"
                     : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
             }
+        }
+        if let reason = control?.fenceRefusal(topic: message.topic, partition: message.partition, offset: message.offset, eventEpoch: event.epoch) {
+            return refuse(reason)
         }
         do {
             _ = try clock.receive(event.hlc)

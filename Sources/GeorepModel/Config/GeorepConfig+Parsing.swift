@@ -24,7 +24,7 @@ private struct ConfigParser {
     let file: String?
 
     private static let topLevelKeys: Set<String> = [
-        "topology", "primary", "regions", "tables", "partitions", "hlc_max_offset_ms", "conflict_window_ms",
+        "topology", "primary", "regions", "tables", "partitions", "hlc_max_offset_ms", "conflict_window_ms", "control_kafka",
     ]
     private static let regionKeys: Set<String> = ["id", "kafka", "http", "store"]
     private static let tableKeys: Set<String> = ["key", "merge", "columns"]
@@ -66,9 +66,14 @@ private struct ConfigParser {
             .map(UInt64.init) ?? GeorepConfig.defaultHLCMaxOffsetMillis
         let window = try integer(top["conflict_window_ms"], "conflict_window_ms", range: 0...86_400_000)
             .map(UInt64.init) ?? GeorepConfig.defaultConflictWindowMillis
-        return GeorepConfig(
+        let controlNode = top["control_kafka"]
+        let controlKafka = try controlNode.map { node throws(ConfigError) in try string(node, "control_kafka") }
+        if let controlNode, controlKafka?.isEmpty == true { throw fail(controlNode, "control_kafka is empty") }
+        var config = GeorepConfig(
             topology: topology, primary: primary, regions: regions, tables: tables,
             partitions: partitions, hlcMaxOffsetMillis: maxOffset, conflictWindowMillis: window)
+        config.controlKafka = controlKafka
+        return config
     }
 
     private func parseRegions(_ node: Node) throws(ConfigError) -> [RegionConfig] {

@@ -107,6 +107,9 @@ public struct GeorepConfig: Sendable, Hashable {
     public var hlcMaxOffsetMillis: UInt64
     /// Writes from two regions closer than this in physical time are recorded as conflicts.
     public var conflictWindowMillis: UInt64
+    /// Bootstrap servers of the cluster holding the control topic `georep.control` (`control_kafka`);
+    /// nil for the primary's cluster, or the first region's.
+    public var controlKafka: String?
 
     /// Makes a configuration; `GeorepConfig.parse(yaml:)` builds and validates one from a file.
     public init(
@@ -136,5 +139,20 @@ public struct GeorepConfig: Sendable, Hashable {
     /// The region with id `id`, if declared.
     public func region(id: String) -> RegionConfig? {
         regions.first { $0.id == id }
+    }
+}
+
+extension GeorepConfig {
+    /// The configuration with every region's change topics and the control topic on the cluster
+    /// at `bootstrapServers` (a development broker, whose port is chosen when it starts).
+    public func onOneCluster(_ bootstrapServers: String) -> GeorepConfig {
+        var config = self
+        config.regions = regions.map { region in
+            var region = region
+            region.kafka = bootstrapServers
+            return region
+        }
+        config.controlKafka = bootstrapServers
+        return config
     }
 }

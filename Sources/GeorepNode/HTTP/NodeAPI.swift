@@ -16,6 +16,7 @@ extension RegionNode {
         router.get("/health") { _, _ in try await self.health() }
         router.get("/metrics") { _, _ in await self.metricsText() }
         router.get("/v1/status") { _, _ in try await self.status() }
+        addAdminRoutes(to: router)
         let row = "/v1/tables/:table/rows/:key"
         router.get(RouterPath(row)) { request, context in try await self.read(request, context) }
         router.put(RouterPath(row)) { request, context in try await self.write(request, context, .upsert) }
@@ -79,7 +80,7 @@ extension RegionNode {
         }
         let role = role
         guard !role.acceptsWrites else { return nil }
-        if let primary = role.primary, primary != region, !forwarded {
+        if let primary = role.primary, primary != region, !forwarded, !role.isFenced {
             return primary
         }
         throw APIError(.conflict, "region \(region) does not accept writes; the primary is \(role.primary ?? "unknown")")
@@ -268,7 +269,7 @@ extension RegionNode {
         let json: JSONValue = [
             "region": .string(region), "topology": .string(config.topology.rawValue),
             "primary": role.primary.map(JSONValue.string) ?? .null, "epoch": .int(Int64(clamping: role.epoch)),
-            "accepting_writes": .bool(role.acceptsWrites),
+            "accepting_writes": .bool(role.acceptsWrites), "fenced": .bool(role.isFenced),
             "applier": [
                 "running": .bool(progress.isRunning), "events_applied": .int(Int64(progress.eventsApplied)),
                 "dead_letters": .int(Int64(progress.deadLetters)), "events_lost": .bool(progress.hasLostEvents),

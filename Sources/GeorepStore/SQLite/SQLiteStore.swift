@@ -28,8 +28,8 @@ public final class SQLiteStore: ReplicaStore {
     public let config: GeorepConfig
     /// The SQLite file.
     public let path: String
-    private let pool: DatabasePool
-    private let tables: [String: TableSQL]
+    let pool: DatabasePool
+    let tables: [String: TableSQL]
     private let logger: Logger
 
     /// Opens (creating or migrating) the store at `path` for the tables of `config`.

@@ -15,7 +15,9 @@ struct DemoCommand: AsyncParsableCommand {
             trip, and three region nodes (us-east-1, eu-west-1, ap-southeast-1) on SQLite files in a \
             fresh directory. Writes a mixed workload through the nodes' HTTP APIs, shows progress, then \
             a read-your-writes read across regions and a region-pinned row read from another region, \
-            and ends with a summary. Exit status 0 only if every region converged.
+            the lag table (as georep lag prints it), a summary, and then a planned switchover under \
+            load on a second, single-primary deployment with its RTO. Exit status 0 only if every \
+            region converged in both.
             """
     )
 
@@ -54,6 +56,7 @@ struct DemoCommand: AsyncParsableCommand {
         let deployment = try await LocalDeployment(directory: folder, roundTripMillis: rttMs, partitions: partitions, logger: logger)
         let client = NodeHTTPClient()
         var converged = false
+        var shutDown = false
         do {
             for region in LocalDeployment.regions {
                 print("  \(region): node http://\(deployment.address(region)), Kafka \(deployment.config.region(id: region)!.kafka)")
@@ -70,13 +73,27 @@ struct DemoCommand: AsyncParsableCommand {
             print("\n2. Read-your-writes across regions, and a region-pinned row")
             try await DemoShowcase(deployment: deployment, client: client).run()
 
-            print("\n3. Summary")
+            print("\n3. Replication lag (georep lag)")
+            let http = NodeHTTPClient(timeout: .seconds(3))
+            let report = await LagReport.collect(config: deployment.config, http: http, logger: logger)
+            try? await http.shutdown()
+            print(report.table.split(separator: "\n").map { "   \($0)" }.joined(separator: "\n"))
+
+            print("\n4. Summary")
             converged = try await DemoReport(deployment: deployment, outcome: outcome, lags: lags).print()
+            await deployment.shutdown()
+            shutDown = true
+
+            print("\n5. Planned switchover under load")
+            let switched = try await DemoSwitchover(
+                directory: folder.appendingPathComponent("switchover"), roundTripMillis: rttMs, partitions: partitions, logger: logger).run()
+            print(switched ? "   switchover: no acknowledged write lost, all regions converged" : "   switchover: REGIONS DID NOT CONVERGE")
+            converged = converged && switched
         } catch {
             print("demo failed: \(error)")
         }
         try? await client.shutdown()
-        await deployment.shutdown()
+        if !shutDown { await deployment.shutdown() }
         if !keep && directory == nil { try? FileManager.default.removeItem(at: folder) }
         guard converged else { throw ExitCode(1) }
     }

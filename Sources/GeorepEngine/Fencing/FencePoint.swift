@@ -1,0 +1,34 @@
+/// Where a failover fenced an old primary (SPEC §5): events of its topic with an older epoch
+/// than ``epoch``, at or past ``offsets`` of their partition, were written after it was
+/// replaced and are refused by every applier (to the dead-letter topic, not lost).
+public struct FencePoint: Sendable, Hashable, CustomStringConvertible {
+    /// The epoch of the promotion that set the fence.
+    public var epoch: UInt64
+    /// The fenced region: the old primary.
+    public var region: String
+    /// The region promoted.
+    public var newPrimary: String
+    /// The old primary's change-topic end offsets when it was fenced, by partition.
+    public var offsets: [Int32: Int64]
+
+    /// Makes a fence point.
+    public init(epoch: UInt64, region: String, newPrimary: String, offsets: [Int32: Int64]) {
+        self.epoch = epoch
+        self.region = region
+        self.newPrimary = newPrimary
+        self.offsets = offsets
+    }
+
+    /// Why an event of `epoch` at `offset` of `topic`'s `partition` is refused; nil when it is not fenced.
+    public func refusal(topic: String, partition: Int32, offset: Int64, eventEpoch: UInt64) -> String? {
+        guard topic == Topics.changes(region), eventEpoch < epoch, offset >= offsets[partition] ?? 0 else { return nil }
+        return "fenced: epoch \(eventEpoch) event of \(region) at \(topic)[\(partition)]@\(offset) is past the fence point "
+            + "\(offsets[partition] ?? 0) of epoch \(epoch), when \(newPrimary) became primary"
+    }
+
+    /// `region@epoch [p:offset ...] → newPrimary`.
+    public var description: String {
+        let points = offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+        return "\(region) fenced at epoch \(epoch) [\(points)] for \(newPrimary)"
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+public import GeorepEngine
+public import GeorepKafka
+import GeorepModel
+public import Logging
+
+/// Reads and writes the control topic `georep.control` (one partition, keyed by region id).
+public struct ControlLog: Sendable {
+    /// The control topic's partition.
+    public static let partition = TopicPartition(topic: Topics.control, partition: 0)
+
+    /// The bootstrap servers of the cluster holding the topic.
+    public let cluster: String
+    let logger: Logger
+    let properties: [String: String]
+
+    /// A control log on `cluster`.
+    public init(cluster: String, properties: [String: String] = [:], logger: Logger) {
+        self.cluster = cluster
+        self.properties = properties
+        self.logger = logger
+    }
+
+    /// A consumer assigned to the control topic from its beginning.
+    func makeConsumer(clientID: String) async throws(KafkaError) -> KafkaConsumer {
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: "georep.control.\(clientID)")
+        configuration.clientID = clientID
+        configuration.properties = properties
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        do {
+            try await consumer.assign([TopicPartitionOffset(Self.partition, offset: .beginning)])
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        return consumer
+    }
+
+    /// Reads the whole log up to its end now.
+    ///
+    /// - Throws: `KafkaError` when the cluster does not answer within `timeout`.
+    public func read(timeout: Duration = .seconds(10)) async throws(KafkaError) -> ControlState {
+        let consumer = try await makeConsumer(clientID: "georep-control-read-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { Task { await consumer.close() } }
+        let end = try await consumer.endOffsets(of: [Self.partition], timeout: timeout)[Self.partition] ?? 0
+        var state = ControlState()
+        var next: Int64 = 0
+        let deadline = ContinuousClock.now + timeout
+        while next < end {
+            guard ContinuousClock.now < deadline else {
+                throw KafkaError(code: .timedOut, message: "read \(next) of \(end) records of \(Topics.control) within \(timeout)")
+            }
+            for message in try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200)) where !message.isPartitionEOF {
+                next = max(next, message.offset + 1)
+                if let value = message.value, let record = RegionControlRecord.decode(value) { state.take(record) }
+            }
+        }
+        return state
+    }
+
+    /// Appends `records` in order, each acknowledged by Kafka.
+    public func publish(_ records: [RegionControlRecord]) async throws(KafkaError) {
+        let writer = try ControlWriter(log: self)
+        do {
+            try await writer.publish(records)
+        } catch {
+            await writer.close()
+            throw error
+        }
+        await writer.close()
+    }
+}
+
+/// Appends records to `georep.control` through one producer kept for several appends (the
+/// first append of a new producer waits for its connection and the topic's metadata).
+public final class ControlWriter: Sendable {
+    private let producer: KafkaProducer
+
+    /// A writer to `log`'s cluster; ``close()`` it after the last append.
+    public init(log: ControlLog) throws(KafkaError) {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: log.cluster)
+        configuration.clientID = "georep-control-writer"
+        // A duplicated RegionConfig record changes nothing; without idempotence the first send
+        // does not wait for a producer id.
+        configuration.isIdempotent = false
+        configuration.properties = log.properties
+        producer = try KafkaProducer(configuration: configuration, logger: log.logger)
+    }
+
+    /// Appends `records` in order, each acknowledged by Kafka.
+    public func publish(_ records: [RegionControlRecord]) async throws(KafkaError) {
+        for record in records {
+            let report = try await producer.send(KafkaRecord(topic: Topics.control, partition: 0, key: record.region, value: record.encoded()))
+            if let error = report.error { throw error }
+        }
+    }
+
+    /// Flushes and closes the producer.
+    public func close() async {
+        await producer.close(timeout: .seconds(5))
+    }
+}

@@ -1,0 +1,47 @@
+import GeorepEngine
+import GeorepModel
+import Logging
+import Synchronization
+
+extension RegionNode {
+    /// Applies what the control topic says: installs its fence points in the applier and
+    /// switches to the role it gives this region (a failover or a drain).
+    func apply(_ state: ControlState) async {
+        let newFences = state.fences.filter { !applierControl.fences.contains($0) }
+        if applierControl.install(state.fences) {
+            logger.notice("fence points installed", metadata: ["fences": "\(state.fences.map(\.description))"])
+        }
+        let role = state.role(of: region, config: config)
+        if role != self.role {
+            logger.notice(
+                "role changed by \(Topics.control)",
+                metadata: ["primary": "\(role.primary ?? "none")", "epoch": "\(role.epoch)", "accepting_writes": "\(role.acceptsWrites)",
+                           "fenced": "\(role.isFenced)"])
+            await updateRole(role)
+        }
+        for fence in newFences where fence.region == region {
+            // Writes acknowledged just before the role changed reach the log first.
+            try? await Task.sleep(for: .milliseconds(300))
+            do {
+                _ = try await FencedRowRepair(region: region, config: config, store: store, control: applierControl, logger: logger).run(fence: fence)
+            } catch {
+                logger.error("cannot rebuild the rows written past the fence point \(fence): \(error)")
+            }
+        }
+    }
+}
+
+/// Hands control changes to the node once it exists (the reader is made in the node's init).
+final class ControlChangeForwarder: Sendable {
+    private struct WeakNode { weak var node: RegionNode? }
+    private let target = Mutex(WeakNode())
+
+    var node: RegionNode? {
+        get { target.withLock { $0.node } }
+        set { target.withLock { $0.node = newValue } }
+    }
+
+    func forward(_ state: ControlState) async {
+        await node?.apply(state)
+    }
+}

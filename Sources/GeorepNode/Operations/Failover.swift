@@ -1,0 +1,336 @@
+import Foundation
+public import GeorepEngine
+import GeorepKafka
+public import GeorepModel
+public import Logging
+
+/// Promotes a region to primary (SPEC §5, `georep failover`).
+///
+/// Planned switchover, when the old primary's node answers: a control record tells it to stop
+/// taking writes, and once it confirms and its topic's end offsets stop moving, those offsets
+/// are the fence point; the target applies up to them; then the promotion records (epoch + 1,
+/// the fence point) are written and the target confirms it takes writes. Nothing acknowledged
+/// is lost.
+///
+/// Unplanned failover, when the old primary does not answer (or does not confirm the stop):
+/// the fence point is its topic's end offsets now; the target's lag behind them is measured and
+/// the failover is refused when it exceeds the allowed data loss, unless forced; forced, the
+/// offsets the target had not applied are listed.
+///
+/// Either way every node refuses events of an older epoch past the fence point (to its
+/// dead-letter topic), and the old primary, on reading the records, refuses writes naming the
+/// new primary.
+public struct Failover: Sendable {
+    /// What to do.
+    public struct Options: Sendable {
+        /// The region to promote.
+        public var target: String
+        /// The most data loss allowed, as the age of the target's oldest unapplied record of the
+        /// old primary's topic; 0 allows none.
+        public var maxDataLossMillis: Int64 = 0
+        /// Promote even when the loss exceeds ``maxDataLossMillis``.
+        public var force = false
+        /// How long the old primary has to confirm it stopped taking writes.
+        public var drainTimeout: Duration = .seconds(5)
+        /// How long the target has to apply the old primary's log in a planned switchover.
+        public var catchUpTimeout: Duration = .seconds(60)
+        /// How long the target has to confirm its promotion.
+        public var confirmTimeout: Duration = .seconds(10)
+
+        /// Options promoting `target`.
+        public init(target: String) { self.target = target }
+    }
+
+    /// A partition range the target had not applied when it was promoted.
+    public struct Unapplied: Sendable, Hashable, CustomStringConvertible {
+        /// The old primary's topic partition.
+        public var partition: Int32
+        /// The first offset not applied.
+        public var from: Int64
+        /// The fence point (one past the last offset not applied).
+        public var upTo: Int64
+        /// How many events.
+        public var count: Int64 { upTo - from }
+        /// `partition p: offsets a..<b (n events)`.
+        public var description: String { "partition \(partition): offsets \(from)..<\(upTo) (\(count) events)" }
+    }
+
+    /// What a failover did.
+    public struct Outcome: Sendable {
+        /// Whether it was a planned switchover (old primary drained).
+        public var isPlanned: Bool
+        /// The old primary.
+        public var oldPrimary: String
+        /// The new epoch.
+        public var epoch: UInt64
+        /// The fence point written.
+        public var fence: FencePoint
+        /// What the target had not applied (empty in a planned switchover).
+        public var unapplied: [Unapplied]
+        /// Each step and its time.
+        public var steps: [(String, Duration)]
+        /// The time of the whole command.
+        public var total: Duration
+        /// How long writes were refused: from the old primary's stop to the new one's first
+        /// accepted write (the switch's RTO); nil in an unplanned failover, whose outage began
+        /// before the command.
+        public var writeOutage: Duration?
+    }
+
+    let config: GeorepConfig
+    let options: Options
+    let http: NodeHTTPClient
+    let logger: Logger
+    let say: @Sendable (String) -> Void
+
+    /// A failover of `config`'s deployment; `say` receives progress lines.
+    public init(config: GeorepConfig, options: Options, http: NodeHTTPClient, logger: Logger, say: @escaping @Sendable (String) -> Void) {
+        self.config = config
+        self.options = options
+        self.http = http
+        self.logger = logger
+        self.say = say
+    }
+
+    /// Runs the failover.
+    ///
+    /// - Throws: ``FailoverError`` naming why nothing was promoted.
+    public func run() async throws(FailoverError) -> Outcome {
+        let control = ControlLog(cluster: config.controlCluster, logger: logger)
+        let writer: ControlWriter
+        do {
+            writer = try ControlWriter(log: control)
+        } catch {
+            throw .unavailable("cannot write to \(Topics.control) on \(control.cluster): \(error)")
+        }
+        let result: Result<Outcome, FailoverError>
+        do {
+            result = .success(try await run(control: control, writer: writer))
+        } catch {
+            result = .failure(error)
+        }
+        await writer.close()
+        return try result.get()
+    }
+
+    private func run(control: ControlLog, writer: ControlWriter) async throws(FailoverError) -> Outcome {
+        let start = ContinuousClock.now
+        var steps: [(String, Duration)] = []
+        var stepStart = start
+        func step(_ name: String) {
+            let elapsed = ContinuousClock.now - stepStart
+            steps.append((name, elapsed))
+            say(Self.stepLine(name, elapsed))
+            stepStart = .now
+        }
+        guard config.topology == .singlePrimary else {
+            throw .invalid("failover needs topology single-primary; this configuration is \(config.topology.rawValue)")
+        }
+        guard let target = config.region(id: options.target) else {
+            throw .invalid("unknown region \(options.target); the configuration has \(config.regions.map(\.id).joined(separator: ", "))")
+        }
+        guard options.maxDataLossMillis >= 0 else { throw .invalid("--max-data-loss-ms must not be negative") }
+        let state: ControlState
+        do {
+            state = try await control.read(timeout: .seconds(10))
+        } catch {
+            throw .unavailable("cannot read \(Topics.control) on \(control.cluster): \(error)")
+        }
+        let epoch = state.epoch ?? 1
+        guard let oldID = state.primary ?? config.primary, let old = config.region(id: oldID) else {
+            throw .invalid("no primary is known: neither \(Topics.control) nor the configuration names one")
+        }
+        guard oldID != target.id else { throw .invalid("\(target.id) is already the primary (epoch \(epoch))") }
+        guard await status(of: target) != nil else {
+            throw .unavailable("the target \(target.id) does not answer at http://\(target.http); a failover needs its node running")
+        }
+        // Restating the primary's record changes nothing and connects the writer before writes stop.
+        try await publish(writer, [state.latest[oldID] ?? RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: true, epoch: epoch)])
+        step("read \(Topics.control): primary \(oldID), epoch \(epoch)")
+        let writesStop = ContinuousClock.now
+
+        var isPlanned = false
+        if await status(of: old) != nil {
+            try await publish(writer, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: false, epoch: epoch)])
+            if await waitFor(old, timeout: options.drainTimeout, until: { $0["accepting_writes"] == .bool(false) }) {
+                isPlanned = true
+                step("stop writes at \(oldID)")
+            } else {
+                say("  \(oldID) did not confirm stopping writes within \(options.drainTimeout): unplanned failover")
+                step("ask \(oldID) to stop writes (no answer)")
+            }
+        } else {
+            say("  \(oldID) does not answer at http://\(old.http): unplanned failover")
+            step("probe \(oldID) (unreachable)")
+        }
+
+        let fenceOffsets: [Int32: Int64]
+        do {
+            fenceOffsets = try await endOffsets(of: old, settle: isPlanned)
+            step("fence point: end offsets of \(Topics.changes(oldID))")
+        } catch {
+            // The old primary's whole cluster may be down: fence at the end offsets the target
+            // saw last; anything the old primary wrote after them is fenced (refused, not lost).
+            guard !isPlanned, let status = await status(of: target) else { throw error }
+            fenceOffsets = Self.offsets(status, topic: Topics.changes(oldID), field: "end")
+            guard fenceOffsets.count == max(1, config.partitions) else {
+                throw .unavailable("\(error); and \(target.id) has not seen them either: no fence point can be set")
+            }
+            say("  \(error); using the end offsets \(target.id) saw last")
+            step("fence point: end offsets of \(Topics.changes(oldID)) seen by \(target.id)")
+        }
+
+        var unapplied: [Unapplied] = []
+        if isPlanned {
+            let reached = await waitFor(target, timeout: options.catchUpTimeout) { status in
+                let applied = Self.applied(status, topic: Topics.changes(oldID))
+                return fenceOffsets.allSatisfy { applied[$0.key] ?? 0 >= $0.value }
+            }
+            guard reached else {
+                try? await publish(writer, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: true, epoch: epoch)])
+                throw .unavailable("\(target.id) did not apply \(oldID)'s log within \(options.catchUpTimeout); \(oldID) takes writes again")
+            }
+            step("\(target.id) applied everything \(oldID) wrote")
+        } else {
+            guard let status = await status(of: target) else { throw .unavailable("the target \(target.id) stopped answering") }
+            let applied = Self.applied(status, topic: Topics.changes(oldID))
+            unapplied = fenceOffsets.sorted { $0.key < $1.key }.compactMap { partition, end in
+                let from = applied[partition] ?? 0
+                return from < end ? Unapplied(partition: partition, from: from, upTo: end) : nil
+            }
+            let records = unapplied.map(\.count).reduce(0, +)
+            let lagMillis = Self.lagMillis(status, source: oldID)
+            step("lag of \(target.id) behind \(oldID): \(records) events, \(lagMillis) ms")
+            if records > 0, lagMillis > options.maxDataLossMillis || options.maxDataLossMillis == 0 {
+                guard options.force else {
+                    throw .dataLoss(
+                        "refused: \(target.id) is \(lagMillis) ms (\(records) events) behind \(oldID), more than the allowed "
+                            + "\(options.maxDataLossMillis) ms; unapplied: \(unapplied.map(\.description).joined(separator: "; ")); "
+                            + "--force promotes anyway")
+                }
+                say("  forced: \(records) events of \(Topics.changes(oldID)) were not applied by \(target.id):")
+                for range in unapplied { say("    \(Topics.changes(oldID)) \(range)") }
+            }
+        }
+
+        let newEpoch = epoch + 1
+        let fence = FencePoint(epoch: newEpoch, region: oldID, newPrimary: target.id, offsets: fenceOffsets)
+        var records = config.regions.filter { $0.id != target.id }.map {
+            RegionControlRecord(region: $0, isPrimary: false, isAcceptingWrites: false, epoch: newEpoch)
+        }
+        records.append(RegionControlRecord(region: target, isPrimary: true, isAcceptingWrites: true, epoch: newEpoch, fence: fence))
+        try await publish(writer, records)
+        step("write promotion and fence (epoch \(newEpoch))")
+        let confirmed = await waitFor(target, timeout: options.confirmTimeout) {
+            $0["accepting_writes"] == .bool(true) && $0["epoch"]?.intValue == Int64(newEpoch)
+        }
+        guard confirmed else { throw .unavailable("\(target.id) did not confirm its promotion within \(options.confirmTimeout)") }
+        step("\(target.id) takes writes")
+        let total = ContinuousClock.now - start
+        let outage = isPlanned ? ContinuousClock.now - writesStop : nil
+        if let outage { say(Self.stepLine("writes refused (RTO)", outage)) }
+        say(Self.stepLine("total", total))
+        return Outcome(
+            isPlanned: isPlanned, oldPrimary: oldID, epoch: newEpoch, fence: fence, unapplied: unapplied, steps: steps, total: total,
+            writeOutage: outage)
+    }
+
+    // MARK: - Parts
+
+    /// `  name ........ 12.3 ms`.
+    static func stepLine(_ name: String, _ elapsed: Duration) -> String {
+        "  " + name.padding(toLength: max(name.count, 56), withPad: " ", startingAt: 0) + String(format: " %9.1f ms", elapsed.millisecondsDouble)
+    }
+
+    private func status(of region: RegionConfig) async -> [String: JSONValue]? {
+        guard let reply = try? await http.send("GET", region.http, "/v1/status"), reply.status == 200 else { return nil }
+        return reply.json?.objectValue
+    }
+
+    private func waitFor(_ region: RegionConfig, timeout: Duration, until condition: ([String: JSONValue]) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        repeat {
+            if let status = await status(of: region), condition(status) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        } while ContinuousClock.now < deadline
+        return false
+    }
+
+    private func publish(_ writer: ControlWriter, _ records: [RegionControlRecord]) async throws(FailoverError) {
+        do {
+            try await writer.publish(records)
+        } catch {
+            throw .unavailable("cannot write to \(Topics.control) on \(config.controlCluster): \(error)")
+        }
+    }
+
+    /// The end offsets of `region`'s change topic; `settle` reads until two reads agree, so
+    /// that writes acknowledged just before a drain are inside the fence.
+    private func endOffsets(of region: RegionConfig, settle: Bool) async throws(FailoverError) -> [Int32: Int64] {
+        let partitions = (0..<Int32(max(1, config.partitions))).map { TopicPartition(topic: Topics.changes(region.id), partition: $0) }
+        do {
+            var configuration = KafkaConsumerConfiguration(bootstrapServers: region.kafka, groupID: "georep.failover")
+            configuration.clientID = "georep-failover"
+            let probe = try KafkaConsumer(configuration: configuration, logger: logger)
+            defer { Task { await probe.close() } }
+            var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
+            while settle {
+                try? await Task.sleep(for: .milliseconds(100))
+                let again = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
+                if again == ends { break }
+                ends = again
+            }
+            return Dictionary(uniqueKeysWithValues: ends.map { ($0.key.partition, $0.value) })
+        } catch {
+            throw .unavailable("cannot read the end offsets of \(Topics.changes(region.id)) on \(region.kafka): \(error)")
+        }
+    }
+
+    /// The next offsets a node's status reports applied for `topic`, by partition.
+    static func applied(_ status: [String: JSONValue], topic: String) -> [Int32: Int64] {
+        offsets(status, topic: topic, field: "applied")
+    }
+
+    /// A per-partition offset (`applied` or `end`) of `topic` in a node's status.
+    static func offsets(_ status: [String: JSONValue], topic: String, field: String) -> [Int32: Int64] {
+        var result: [Int32: Int64] = [:]
+        for source in status["lag"]?.arrayValue ?? [] {
+            for partition in source.objectValue?["partitions"]?.arrayValue ?? [] {
+                guard let object = partition.objectValue, object["topic"]?.stringValue == topic,
+                      let number = object["partition"]?.intValue, let value = object[field]?.intValue else { continue }
+                result[Int32(number)] = value
+            }
+        }
+        return result
+    }
+
+    /// The node's lag in milliseconds behind `source`.
+    static func lagMillis(_ status: [String: JSONValue], source: String) -> Int64 {
+        (status["lag"]?.arrayValue ?? []).first { $0.objectValue?["source"]?.stringValue == source }?.objectValue?["lag_ms"]?.intValue ?? 0
+    }
+}
+
+/// Why a failover promoted nothing.
+public enum FailoverError: Error, Sendable, CustomStringConvertible {
+    /// Bad input.
+    case invalid(String)
+    /// A node or cluster the failover needs does not answer.
+    case unavailable(String)
+    /// The target's lag exceeds the allowed data loss.
+    case dataLoss(String)
+
+    /// The reason.
+    public var description: String {
+        switch self {
+        case let .invalid(text), let .unavailable(text), let .dataLoss(text): text
+        }
+    }
+}
+
+extension Duration {
+    /// Milliseconds as a floating-point number.
+    var millisecondsDouble: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}

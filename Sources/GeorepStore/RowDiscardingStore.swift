@@ -1,0 +1,9 @@
+public import GeorepModel
+
+/// A store that can forget rows so that they are rebuilt from the log: after a failover, an old
+/// primary rebuilds the rows it wrote past its fence point from every event but the fenced ones.
+public protocol RowDiscardingStore: ReplicaStore {
+    /// Removes the rows (their values and merge state) of `table` with `keys`, in one transaction.
+    /// Stored positions, conflicts and the pinned directory are kept.
+    func discardRows(table: String, keys: [[String: JSONValue]]) async throws
+}

@@ -1,0 +1,72 @@
+import Foundation
+import GeorepEngine
+import GeorepModel
+import GeorepNode
+import Testing
+
+/// RegionConfig records of `georep.control`, the roles they give, and fence points.
+@Suite struct ControlStateTests {
+    static let config: GeorepConfig = {
+        var config = GeorepConfig(
+            topology: .singlePrimary, primary: "us-east-1",
+            regions: ["us-east-1", "eu-west-1", "ap-southeast-1"].enumerated().map { index, id in
+                RegionConfig(id: id, kafka: "k\(index):9092", http: HostPort(host: "127.0.0.1", port: UInt16(8081 + index)), store: .sqlite(path: "\(id).sqlite"))
+            },
+            tables: [])
+        config.partitions = 2
+        return config
+    }()
+
+    func region(_ id: String) -> RegionConfig { Self.config.region(id: id)! }
+
+    @Test func withoutRecordsTheConfigurationDecides() {
+        let state = ControlState()
+        #expect(state.role(of: "us-east-1", config: Self.config) == NodeRole(primary: "us-east-1", epoch: 1, acceptsWrites: true))
+        #expect(state.role(of: "eu-west-1", config: Self.config) == NodeRole(primary: "us-east-1", epoch: 1, acceptsWrites: false))
+        #expect(Self.config.controlCluster == "k0:9092")
+    }
+
+    @Test func aDrainStopsThePrimarysWritesAndAPromotionFencesIt() throws {
+        var state = ControlState()
+        state.take(RegionControlRecord(region: region("us-east-1"), isPrimary: true, isAcceptingWrites: false, epoch: 1))
+        #expect(state.role(of: "us-east-1", config: Self.config) == NodeRole(primary: "us-east-1", epoch: 1, acceptsWrites: false))
+
+        let fence = FencePoint(epoch: 2, region: "us-east-1", newPrimary: "eu-west-1", offsets: [0: 10, 1: 7])
+        // The new primary's record arrives first: the old primary's older record no longer counts.
+        state.take(RegionControlRecord(region: region("eu-west-1"), isPrimary: true, isAcceptingWrites: true, epoch: 2, fence: fence))
+        #expect(state.role(of: "us-east-1", config: Self.config) == NodeRole(primary: "eu-west-1", epoch: 2, acceptsWrites: false, isFenced: true))
+        for other in ["us-east-1", "ap-southeast-1"] {
+            state.take(RegionControlRecord(region: region(other), isPrimary: false, isAcceptingWrites: false, epoch: 2))
+        }
+        #expect(state.role(of: "eu-west-1", config: Self.config) == NodeRole(primary: "eu-west-1", epoch: 2, acceptsWrites: true))
+        #expect(state.role(of: "ap-southeast-1", config: Self.config) == NodeRole(primary: "eu-west-1", epoch: 2, acceptsWrites: false))
+        #expect(state.fences == [fence])
+    }
+
+    @Test func recordsRoundTripThroughJSON() throws {
+        let fence = FencePoint(epoch: 3, region: "eu-west-1", newPrimary: "ap-southeast-1", offsets: [0: 5, 1: 0])
+        let record = RegionControlRecord(region: region("ap-southeast-1"), isPrimary: true, isAcceptingWrites: true, epoch: 3, fence: fence)
+        let decoded = try #require(RegionControlRecord.decode(record.encoded()))
+        #expect(decoded == record)
+        #expect(decoded.fencePoint == fence)
+        let json = try #require(JSONValue(parsing: Array(record.encoded())))
+        #expect(json.objectValue?["is_accepting_writes"] == .bool(true))
+        #expect(json.objectValue?["fence"]?.objectValue?["offsets"]?.objectValue?["0"] == .int(5))
+        #expect(RegionControlRecord.decode(Data("{\"region\": 1}".utf8)) == nil)
+    }
+
+    @Test func aFenceRefusesOnlyOlderEpochsPastItsOffsets() {
+        let control = ApplierControl()
+        control.install([FencePoint(epoch: 2, region: "us-east-1", newPrimary: "eu-west-1", offsets: [0: 10, 1: 7])])
+        let topic = Topics.changes("us-east-1")
+        #expect(control.fenceRefusal(topic: topic, partition: 0, offset: 9, eventEpoch: 1) == nil, "before the fence point")
+        #expect(control.fenceRefusal(topic: topic, partition: 0, offset: 10, eventEpoch: 1)?.hasPrefix("fenced: epoch 1 event of us-east-1") == true)
+        #expect(control.fenceRefusal(topic: topic, partition: 1, offset: 7, eventEpoch: 1) != nil)
+        #expect(control.fenceRefusal(topic: topic, partition: 0, offset: 50, eventEpoch: 2) == nil, "the new epoch passes")
+        #expect(control.fenceRefusal(topic: Topics.changes("eu-west-1"), partition: 0, offset: 50, eventEpoch: 1) == nil, "other regions' topics pass")
+        control.pause(for: .seconds(60))
+        #expect(control.isPaused)
+        control.resume()
+        #expect(!control.isPaused)
+    }
+}
