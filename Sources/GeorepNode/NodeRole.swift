@@ -3,7 +3,7 @@ public import GeorepModel
 /// Who takes writes: the topology's view as this node knows it (SPEC §5).
 ///
 /// In `active-active` every region accepts writes and there is no primary. In `single-primary`
-/// only the primary's node publishes; the others forward writes to it. A failover (issue 6)
+/// only the primary's node publishes; the others forward writes to it. A failover
 /// replaces the role through the control topic: a higher epoch names a new primary.
 public struct NodeRole: Sendable, Hashable {
     /// The primary region, nil in `active-active`.

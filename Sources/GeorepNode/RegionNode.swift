@@ -98,12 +98,23 @@ public final class RegionNode: Sendable {
             throw NodeError.store("cannot open the store \(own.store): \(error)")
         }
         self.store = store
-        clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
+        do {
+            clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
+            try await store.saveRegionConfigs(config.regions.map { Self.regionRecord($0, role: NodeRole.initial(region: region, config: config)) })
+        } catch {
+            try? await store.close()
+            throw NodeError.store("cannot read or write the store \(own.store): \(error)")
+        }
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: own.kafka)
         producerConfiguration.clientID = "georep-writer-\(region)"
         producerConfiguration.lingerMilliseconds = settings.writerLingerMilliseconds
         producerConfiguration.properties = settings.producerProperties
-        producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        do {
+            producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        } catch {
+            try? await store.close()
+            throw error
+        }
         // Without this, librdkafka 2.0.2 holds the first writes while it looks the topics up.
         await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
         let role = NodeRole.initial(region: region, config: config)
@@ -115,7 +126,8 @@ public final class RegionNode: Sendable {
         let applierControl = applierSettings.control ?? ApplierControl()
         applierSettings.control = applierControl
         self.applierControl = applierControl
-        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
+        // Cannot fail: the region was checked above.
+        applier = try! Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
         let onChange = ControlChangeForwarder()
         controlReader = ControlReader(
             log: ControlLog(cluster: config.controlCluster, properties: settings.applier.consumerProperties, logger: logger),
@@ -125,7 +137,6 @@ public final class RegionNode: Sendable {
         sampler = LagSampler(region: region, config: config, applier: applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
         peers = PeerClient(config: config, timeout: settings.forwardTimeout)
         sticky = settings.stickyReadWindow.map(StickyUsers.init(window:))
-        try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })
         onChange.node = self
     }
 
@@ -138,15 +149,16 @@ public final class RegionNode: Sendable {
     /// Runs the node until a graceful shutdown (``shutdown()``, or one of `signals`) or a
     /// failure of one of its parts, then stops it in order.
     public func run(signals: [UnixSignal] = []) async throws {
+        // A graceful shutdown stops the services in the reverse order of this list.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ClosingService { [store] in try await store.close() }, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: SamplerService(sampler: sampler)),
-            .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
             .init(service: ClosingService { [producer, peers] in
                 await producer.close()
                 try await peers.shutdown()
             }),
+            .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: SamplerService(sampler: sampler)),
+            .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
             .init(service: makeHTTPServer(), failureTerminationBehavior: .gracefullyShutdownGroup),
         ]
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: logger)
@@ -183,9 +195,14 @@ public final class RegionNode: Sendable {
     }
 
     private func regionRecord(_ region: RegionConfig, role: NodeRole) -> RegionConfigRecord {
+        Self.regionRecord(region, role: role, control: controlReader.current.latest[region.id])
+    }
+
+    /// `region`'s row of `georep_region_config` under `role`, with its control record if any.
+    private static func regionRecord(_ region: RegionConfig, role: NodeRole, control: RegionControlRecord? = nil) -> RegionConfigRecord {
         let isPrimary = role.primary == region.id
         var accepts = role.primary == nil || isPrimary
-        if let record = controlReader.current.latest[region.id], record.epoch == role.epoch { accepts = record.isAcceptingWrites }
+        if let control, control.epoch == role.epoch { accepts = control.isAcceptingWrites }
         return RegionConfigRecord(
             regionID: region.id, kafka: region.kafka, http: region.http.description, isPrimary: isPrimary,
             isAcceptingWrites: accepts, epoch: role.epoch)

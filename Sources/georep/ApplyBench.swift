@@ -140,7 +140,7 @@ struct ApplyBench: AsyncParsableCommand {
             rows += [("limit: PostgreSQL loop, 1,000-row tx", postgres.loop, nil), ("georep Applier (Kafka → PostgreSQL)", postgres.applier, postgres.applierCPU)]
         }
         for (name, seconds, cpu) in rows {
-            let cost = cpu.map { String(format: "%6.2f  %12.0f", $0, Double(records) / $0) } ?? String(format: "%6@  %12@", "-", "-")
+            let cost = cpu.map { String(format: "%6.2f  %12.0f", $0, Double(records) / $0) } ?? "     -             -"
             print(name.padding(toLength: 36, withPad: " ", startingAt: 0), String(format: "%8.2f  %11.0f  ", seconds, Double(records) / seconds) + cost)
         }
         let limit = min(kcatRate, sqliteRate)

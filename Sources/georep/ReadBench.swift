@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GeorepEngine
 import GeorepModel
 import GeorepNode
 import Logging
@@ -52,9 +53,11 @@ struct ReadBench: AsyncParsableCommand {
             tokens.append(token)
         }
         let reader = deployment.address("eu-west-1")
-        // Wait until every token is applied at the reader (the last read of each is local).
-        for (row, token) in tokens.enumerated() {
-            _ = try await client.send("GET", reader, NodeHTTPClient.rowPath("user_profile", "\(row)"), headers: ["georep-token": token])
+        // Every token applied at the reader before timing.
+        let applier = deployment.nodes["eu-west-1"]!.applier
+        for token in tokens.compactMap(WriteToken.init) {
+            let position = SourcePosition(topic: Topics.changes(token.region), partition: token.partition, offset: token.offset)
+            guard await applier.waitUntilApplied(past: position, timeout: .seconds(60)) else { throw DemoError("eu-west-1 did not apply \(token)") }
         }
         var plain: [Double] = []
         var checked: [Double] = []

@@ -4,6 +4,7 @@ import GeorepEngine
 import GeorepKafka
 import GeorepModel
 import Logging
+import Synchronization
 
 /// `georep tail`: a region's change events, decoded, one per line, as they arrive.
 struct TailCommand: AsyncParsableCommand {
@@ -48,18 +49,27 @@ struct TailCommand: AsyncParsableCommand {
             TopicPartitionOffset(topic: topic, partition: $0, offset: fromBeginning ? .beginning : .end)
         })
         let codec = ChangeEventCodec(config: config)
-        let stop = Task { _ = await waitForTerminationSignal() }
-        var printed = 0
-        while !stop.isCancelled, printed < (count ?? .max) {
-            let messages = try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200))
-            for message in messages.prefix((count ?? .max) - printed) {
-                printFlushed(Self.line(message, codec: codec))
-                printed += 1
-            }
-            if stop.isCancelled { break }
+        let stopped = StopFlag()
+        let signals = Task {
+            _ = await waitForTerminationSignal()
+            stopped.set()
         }
-        stop.cancel()
+        var printed = 0
+        var failure: (any Error)?
+        do {
+            while !stopped.isSet, printed < (count ?? .max) {
+                let messages = try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200))
+                for message in messages.prefix((count ?? .max) - printed) {
+                    printFlushed(Self.line(message, codec: codec))
+                    printed += 1
+                }
+            }
+        } catch {
+            failure = error
+        }
+        signals.cancel()
         await consumer.close()
+        if let failure { throw failure }
     }
 
     /// One readable line for a record of a change topic.
@@ -77,4 +87,11 @@ struct TailCommand: AsyncParsableCommand {
         if !event.columns.isEmpty { line += " " + JSONValue.object(event.columns).jsonText }
         return line
     }
+}
+
+/// Set once, from any task: a SIGINT or SIGTERM asked a loop to stop.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
 }

@@ -239,7 +239,9 @@ public final class Applier: Sendable {
                     messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
                 } catch where error.code == .offsetOutOfRange || error.code == .autoOffsetReset {
                     try await finishApplying()  // the lost ranges are computed from the applied offsets
-                    await reportLostEvents(consumer, partitions: partitions, error: error)
+                    // Sharing the region's partitions, only those the group gave this process.
+                    let owned = settings.sharesPartitions ? partitions.filter(consumer.assignment.contains) : partitions
+                    await reportLostEvents(consumer, partitions: owned, error: error)
                     continue
                 } catch {
                     if error.isFatal { throw ApplierError.kafka(error.description) }

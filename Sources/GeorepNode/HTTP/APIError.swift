@@ -25,6 +25,8 @@ struct APIError: Error, CustomStringConvertible {
         case .notAcknowledged: .serviceUnavailable
         case .store: .internalServerError
         }
+        // The store's own words stay in the node's log.
+        if case .store = error { self.init(status, "the local store failed; the node's log has the cause"); return }
         self.init(status, error.description)
     }
 
@@ -54,7 +56,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return APIError(error.status, message).response
         } catch {
             context.logger.error("request failed: \(error)", metadata: ["path": .string(request.uri.path)])
-            return APIError(.internalServerError, "internal error: \(error)").response
+            return APIError(.internalServerError, "internal error; the node's log has the cause").response
         }
     }
 }

@@ -49,12 +49,15 @@ extension RegionNode {
         }
         let receipt: WriteReceipt
         do {
-            receipt = try await writer.write(WriteRequest(table: table.name, key: key, operation: operation))
-            if table.merge == .pinned, case .upsert = operation {
-                // The directory entry other regions route by; the row stays in the pinned topic.
+            if table.merge == .pinned, case .upsert = operation, try await store.pinnedHome(table: table.name, key: key) == nil {
+                // The directory entry other regions route by, published before the row (which
+                // stays in the pinned topic): a failed write leaves an entry naming this region,
+                // the row's home anyway, never a row that no region can find.
                 _ = try await writer.publishLocation(table: table, key: key)
             }
-        } catch {
+            receipt = try await writer.write(WriteRequest(table: table.name, key: key, operation: operation))
+        } catch let error as WriteError {
+            if case .store = error { logger.error("write failed in the local store: \(error)") }
             throw APIError(error)
         }
         if let user { sticky?.noteWrite(user: user, region: region) }
@@ -103,16 +106,26 @@ extension RegionNode {
     /// after waiting (bounded, woken by the applier's progress, no polling) for the applier; else
     /// by the tokens' origin region. Answers with `georep-served-by` and the tokens of what it
     /// read (`georep-token`), which a client sends back for monotonic reads.
+    ///
+    /// A read forwarded here as a token's origin still waits (bounded) for the tokens of other
+    /// regions, and is then served here whatever: it is never forwarded twice.
     private func read(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, key) = try target(context)
-        let tokens = try readTokens(request)
-        if request.headers[.georepForwardedBy] == nil, let target = try await readRoute(table: table, key: key, tokens: tokens, request: request) {
+        var tokens = try readTokens(request)
+        let isForwarded = request.headers[.georepForwardedBy] != nil
+        if !isForwarded, let target = try await readRoute(table: table, key: key, tokens: tokens, request: request) {
             return try await forward(request, body: nil, to: target, servedBy: "origin")
         }
-        var servedBy = "local"
-        let pending = request.headers[.georepForwardedBy] == nil ? tokens.filter { !isApplied($0, table: table) } : []
+        // A pinned row served here lives here: other regions' pinned topics are not consumed here.
+        if table.merge == .pinned { tokens = tokens.filter { $0.region == region } }
+        var servedBy = isForwarded ? "origin" : "local"
+        var pending = tokens.filter { !isApplied($0, table: table) }
+        if !pending.isEmpty, settings.applier.sharesPartitions, let stored = try? await store.positions() {
+            // Other processes of this region apply some partitions: the store knows their progress.
+            pending = pending.filter { (stored[position(of: $0, table: table).partition] ?? 0) <= $0.offset }
+        }
         if !pending.isEmpty {
-            servedBy = "waited"
+            if !isForwarded { servedBy = "waited" }
             let deadline = ContinuousClock.now + settings.readYourWritesWait
             for token in pending {
                 let remaining = deadline - .now
@@ -120,7 +133,7 @@ extension RegionNode {
                 if remaining > .zero {
                     reached = await applier.waitUntilApplied(past: position(of: token, table: table), timeout: remaining)
                 }
-                if !reached {
+                if !reached, !isForwarded {
                     return try await forward(request, body: nil, to: token.region, servedBy: "origin")
                 }
             }
@@ -179,11 +192,17 @@ extension RegionNode {
 
     // MARK: - Forwarding
 
+    /// Headers of one connection, not of the request (RFC 9110 §7.6.1), plus those the client sets anew.
+    private static let hopByHopHeaders: Set<String> = [
+        "host", "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+        "upgrade", "expect",
+    ]
+
     /// Sends the request to `target`'s node and relays its answer, with `georep-routed-to` and,
     /// for a read, `georep-served-by`.
     private func forward(_ request: Request, body: [UInt8]?, to target: String, servedBy: String? = nil) async throws -> Response {
         let headers = request.headers.compactMap { field -> (String, String)? in
-            ["host", "content-length", "connection"].contains(field.name.canonicalName) ? nil : (field.name.canonicalName, field.value)
+            Self.hopByHopHeaders.contains(field.name.canonicalName) ? nil : (field.name.canonicalName, field.value)
         }
         let answer: PeerResponse
         do {

@@ -51,7 +51,7 @@ public final class NodeHTTPClient: Sendable {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds) * 1000))
+        let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
         let bytes = Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
         var fields: [String: String] = [:]
         for header in response.headers { fields[header.name.lowercased()] = header.value }

@@ -38,7 +38,7 @@ final class PeerClient: Sendable {
         request.headers.replaceOrAdd(name: Self.forwardedHeader, value: origin)
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(timeout.components.seconds * 1000))
+            let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
             let bytes = try await response.body.collect(upTo: 64 << 20)
             return PeerResponse(
                 status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
