@@ -234,7 +234,7 @@ struct ApplyBench: AsyncParsableCommand {
                 }
             }
         }
-        let seconds = (ContinuousClock.now - start).seconds
+        let seconds = (ContinuousClock.now - start).fractionalSeconds
         let rows = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM user_profile") ?? 0 }
         try pool.close()
         guard rows == workload.distinctKeys else {
@@ -267,7 +267,7 @@ struct ApplyBench: AsyncParsableCommand {
             }
             group.addTask {
                 for position in lastPositions { try await applier.waitUntilApplied(past: position) }
-                return ((ContinuousClock.now - start).seconds, cpuSeconds() - startCPU)
+                return ((ContinuousClock.now - start).fractionalSeconds, cpuSeconds() - startCPU)
             }
             group.addTask {
                 try await Task.sleep(for: .seconds(900))

@@ -55,7 +55,7 @@ func median(_ values: [Double]) -> Double {
 func timed(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
     try await body()
-    return (ContinuousClock.now - start).seconds
+    return (ContinuousClock.now - start).fractionalSeconds
 }
 
 /// CPU seconds (user and system) used so far by this process's threads, or by its
@@ -85,10 +85,3 @@ func runProcess(_ executable: String, _ arguments: [String]) throws {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

@@ -253,7 +253,7 @@ struct LagBench: AsyncParsableCommand {
         await withDiscardingTaskGroup { group in
             var issued = 0
             while issued < total {
-                let due = min(total, Int((ContinuousClock.now - start).seconds * Double(rate)) + 1)
+                let due = min(total, Int((ContinuousClock.now - start).fractionalSeconds * Double(rate)) + 1)
                 while issued < due, tally.inFlight.load(ordering: .relaxed) < maxInFlight {
                     let number = issued
                     tally.inFlight.add(1, ordering: .relaxed)
@@ -282,7 +282,7 @@ struct LagBench: AsyncParsableCommand {
             }
         }
         return Drive(events: tally.written.withLock { $0 }, failures: tally.failures.load(ordering: .relaxed),
-                     firstError: tally.firstError.withLock { $0 }, seconds: (ContinuousClock.now - start).seconds)
+                     firstError: tally.firstError.withLock { $0 }, seconds: (ContinuousClock.now - start).fractionalSeconds)
     }
 
     // MARK: Observing applies

@@ -46,7 +46,7 @@ enum PostgresBench {
                 try await connection.query(PostgresQuery(unsafeSQL: upsert, binds: binds), logger: logger)
                 try await connection.query("COMMIT", logger: logger)
             }
-            let seconds = (ContinuousClock.now - start).seconds
+            let seconds = (ContinuousClock.now - start).fractionalSeconds
             var count = 0
             for try await rows in try await connection.query("SELECT count(*) FROM user_profile", logger: logger).decode(Int.self) { count = rows }
             guard count == workload.distinctKeys else {

@@ -68,7 +68,7 @@ struct ReadBench: AsyncParsableCommand {
             let withToken = number % 2 == 1
             let start = ContinuousClock.now
             let reply = try await client.send("GET", reader, path, headers: withToken ? ["georep-token": tokens[row]] : [:])
-            let millis = (ContinuousClock.now - start).seconds * 1000
+            let millis = (ContinuousClock.now - start).fractionalSeconds * 1000
             guard reply.status == 200 else { throw DemoError("read failed: \(reply.status)") }
             if withToken {
                 checked.append(millis)

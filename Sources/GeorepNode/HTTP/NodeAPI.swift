@@ -204,7 +204,7 @@ extension RegionNode {
         let headers = request.headers.compactMap { field -> (String, String)? in
             Self.hopByHopHeaders.contains(field.name.canonicalName) ? nil : (field.name.canonicalName, field.value)
         }
-        let answer: PeerResponse
+        let answer: NodeHTTPClient.Reply
         do {
             answer = try await peers.send(
                 request.method.rawValue, path: request.uri.description, headers: headers, body: body, to: target, from: region)

@@ -48,7 +48,7 @@ public final class NodeHTTPClient: Sendable {
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
+            if !request.headers.contains(name: "content-type") { request.headers.add(name: "content-type", value: "application/json") }
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))

@@ -239,7 +239,7 @@ public struct Failover: Sendable {
 
     /// `  name ........ 12.3 ms`.
     static func stepLine(_ name: String, _ elapsed: Duration) -> String {
-        "  " + name.padding(toLength: max(name.count, 56), withPad: " ", startingAt: 0) + String(format: " %9.1f ms", elapsed.millisecondsDouble)
+        "  " + name.padding(toLength: max(name.count, 56), withPad: " ", startingAt: 0) + String(format: " %9.1f ms", elapsed.fractionalMilliseconds)
     }
 
     private func status(of region: RegionConfig) async -> [String: JSONValue]? {
@@ -324,13 +324,5 @@ public enum FailoverError: Error, Sendable, CustomStringConvertible {
         switch self {
         case let .invalid(text), let .unavailable(text), let .dataLoss(text): text
         }
-    }
-}
-
-extension Duration {
-    /// Milliseconds as a floating-point number.
-    var millisecondsDouble: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
     }
 }

@@ -48,7 +48,7 @@ struct DemoShowcase {
         print("   GET \(reader) without the token → \(describe(plain, expected: value))")
         let start = ContinuousClock.now
         let checked = try await client.send("GET", deployment.address(reader), path, headers: ["georep-token": token])
-        let millis = (ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000 + (ContinuousClock.now - start).components.seconds * 1000
+        let millis = (ContinuousClock.now - start).milliseconds
         print("   GET \(reader) with the token    → \(describe(checked, expected: value)), georep-served-by: \(checked.servedBy ?? "?") in \(millis) ms")
         guard checked.status == 200, checked.json?.objectValue?["display_name"]?.stringValue == value else {
             throw DemoError("read-your-writes failed: \(checked.status) \(checked.error ?? "")")

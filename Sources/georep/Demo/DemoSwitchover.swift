@@ -49,7 +49,7 @@ struct DemoSwitchover {
         await load.value
         let writes = acknowledged.withLock { $0 }
         let byRegion = Dictionary(grouping: writes, by: \.region).mapValues(\.count)
-        print("   \(outcome.isPlanned ? "planned switchover" : "failover") to eu-west-1 at epoch \(outcome.epoch): RTO (writes refused) \(String(format: "%.1f", (outcome.writeOutage ?? outcome.total).seconds * 1000)) ms")
+        print("   \(outcome.isPlanned ? "planned switchover" : "failover") to eu-west-1 at epoch \(outcome.epoch): RTO (writes refused) \(String(format: "%.1f", (outcome.writeOutage ?? outcome.total).fractionalSeconds * 1000)) ms")
         print("   acknowledged writes: \(writes.count) (\(byRegion.sorted { $0.key < $1.key }.map { "\($0.value) by \($0.key)" }.joined(separator: ", "))), \(refusals.load(ordering: .relaxed)) refused and retried during the switch")
 
         var complete = true
