@@ -44,6 +44,10 @@ public final class RegionNode: Sendable {
         public var followsControlTopic = true
         /// How long the node reads the control topic at start before serving.
         public var controlCatchUpTimeout: Duration = .seconds(3)
+        /// Whether the operator hooks under `/v1/admin` (pause the applier or the control
+        /// reader) are served. Off by default: they share the client listener and have no
+        /// authentication, so enable them only where clients cannot reach the node.
+        public var servesAdminEndpoints = false
         /// Called once the HTTP server listens, with its address.
         public var onListening: (@Sendable (HostPort) -> Void)?
 

@@ -49,6 +49,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Where this process's HTTP API listens (host:port), instead of the region's http address (for a second process of a region).")
     var listen: String?
 
+    @Flag(help: "Serve the operator hooks under /v1/admin (pause the applier or the control reader; no authentication: for test and staging deployments).")
+    var admin = false
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -67,6 +70,7 @@ struct NodeCommand: AsyncParsableCommand {
         settings.stickyReadWindow = stickySeconds.map { .milliseconds(Int64($0 * 1000)) }
         settings.readYourWritesWait = .milliseconds(readWaitMs)
         settings.listenAddress = listen.flatMap(HostPort.init(parsing:))
+        settings.servesAdminEndpoints = admin
         if let instance {
             guard case .postgres = config.region(id: region)?.store else {
                 throw ValidationError("--instance: several processes of region \(region) must share a PostgreSQL store, not \(config.region(id: region)?.store.description ?? "none")")

@@ -145,6 +145,8 @@ struct NodeAPITests {
                 ("GET", "/v1/tables/user_profile/rows/1?x", nil, 200, ""),
                 ("PATCH", "/v1/tables/user_profile/rows/1", #"{"display_name": "x"}"#, 404, "PATCH"),
                 ("GET", "/v2/nothing", nil, 404, "/v2/nothing"),
+            // Operator hooks are off unless the node is started with them.
+            ("POST", "/v1/admin/applier/pause", nil, 404, "/v1/admin/applier/pause"),
             ]
             for (method, path, body, status, mention) in cases {
                 let reply = try await node.send(method, path, raw: body)

@@ -130,7 +130,7 @@ final class ProcessDeployment: @unchecked Sendable {
     func start(_ region: String, name: String? = nil, arguments: [String] = [], logLevel: String = "notice") async throws {
         let name = name ?? region
         let node = try GeorepProcess(
-            ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", logLevel] + arguments,
+            ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", logLevel, "--admin"] + arguments,
             logFile: directory.appendingPathComponent("\(name).log"))
         nodes[name] = node
         _ = try await node.waitForLine(startingWith: "listening on")

@@ -16,7 +16,7 @@ extension RegionNode {
         router.get("/health") { _, _ in try await self.health() }
         router.get("/metrics") { _, _ in await self.metricsText() }
         router.get("/v1/status") { _, _ in try await self.status() }
-        addAdminRoutes(to: router)
+        if settings.servesAdminEndpoints { addAdminRoutes(to: router) }
         let row = "/v1/tables/:table/rows/:key"
         router.get(RouterPath(row)) { request, context in try await self.read(request, context) }
         router.put(RouterPath(row)) { request, context in try await self.write(request, context, .upsert) }
