@@ -160,28 +160,41 @@ final class ProcessDeployment: @unchecked Sendable {
     /// no process outlives the test.
     static func with(
         topology: String = "active-active", extraYAML: String = "", stores: [String: String] = [:], startingNodes: Bool = true,
-        _ body: (ProcessDeployment, NodeHTTPClient) async throws -> Void
+        timeLimit: Duration = .seconds(240),
+        _ body: @escaping @Sendable (ProcessDeployment, NodeHTTPClient) async throws -> Void
     ) async throws {
         let deployment = try await ProcessDeployment(topology: topology, extraYAML: extraYAML, stores: stores)
         let client = NodeHTTPClient(timeout: .seconds(20))
-        let result: Result<Void, any Error>
-        do {
-            if startingNodes {
-                for region in deployment.config.regions.map(\.id) { try await deployment.start(region) }
+        // A watchdog: should the body ever wait forever, the test fails after `timeLimit`
+        // and its processes still stop, instead of the whole run hanging.
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, any Error>, Never>) in
+            let finish = FirstResult(continuation)
+            let work = Task {
+                do {
+                    if startingNodes {
+                        for region in deployment.config.regions.map(\.id) { try await deployment.start(region) }
+                    }
+                    try await body(deployment, client)
+                    finish.resume(.success(()))
+                } catch {
+                    finish.resume(.failure(error))
+                }
             }
-            try await body(deployment, client)
-            result = .success(())
-        } catch {
-            result = .failure(error)
+            Task {
+                try? await Task.sleep(for: timeLimit)
+                work.cancel()
+                finish.resume(.failure(ProcessFailure("the test did not finish within \(timeLimit); its processes' logs are in \(deployment.directory.path)")))
+            }
         }
         try? await client.shutdown()
-        await deployment.shutdown()
+        await deployment.shutdown(keepingFiles: (try? result.get()) == nil)
         try result.get()
     }
 
-    func shutdown() async {
+    /// Stops every process; removes the directory unless `keepingFiles` (a failed test's logs).
+    func shutdown(keepingFiles: Bool = false) async {
         for node in nodes.values { _ = try? await node.stop() }
         _ = try? await broker.stop()
-        try? FileManager.default.removeItem(at: directory)
+        if !keepingFiles { try? FileManager.default.removeItem(at: directory) }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 public import GeorepModel
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// A small client of a node's HTTP API, for `georep demo`, `georep lag` and tests.
 public final class NodeHTTPClient: Sendable {
@@ -41,8 +42,33 @@ public final class NodeHTTPClient: Sendable {
     }
 
     /// Sends `method` to `http://address/path` with optional body bytes (sent as JSON) and headers.
+    ///
+    /// Returns or throws within the time-out even if the connection never answers: the request
+    /// races a timer, so a caller never waits on a lost response.
     public func send(
         _ method: String, _ address: HostPort, _ path: String, body: [UInt8]?, headers: [String: String] = [:]
+    ) async throws -> Reply {
+        let limit = timeout + .seconds(1)
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Reply, any Error>, Never>) in
+            let finish = FirstResult(continuation)
+            let request = Task {
+                do {
+                    finish.resume(.success(try await self.execute(method, address, path, body: body, headers: headers)))
+                } catch {
+                    finish.resume(.failure(error))
+                }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                request.cancel()
+                finish.resume(.failure(NodeHTTPTimeout(address: address, path: path, limit: limit)))
+            }
+        }
+        return try result.get()
+    }
+
+    private func execute(
+        _ method: String, _ address: HostPort, _ path: String, body: [UInt8]?, headers: [String: String]
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://\(address)\(path)")
         request.method = HTTPMethod(rawValue: method)
@@ -67,5 +93,37 @@ public final class NodeHTTPClient: Sendable {
     /// Closes the client's connections.
     public func shutdown() async throws {
         try await client.shutdown()
+    }
+}
+
+/// A node did not answer within the client's time-out.
+public struct NodeHTTPTimeout: Error, CustomStringConvertible {
+    /// The node.
+    public var address: HostPort
+    /// The request's path.
+    public var path: String
+    /// How long the client waited.
+    public var limit: Duration
+
+    /// What did not answer, and how long it was waited for.
+    public var description: String { "http://\(address)\(path) did not answer within \(limit)" }
+}
+
+/// Resumes a continuation with the first result it is given; later ones are dropped (a race
+/// between an operation and its time-out).
+public final class FirstResult<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    /// Wraps `continuation`.
+    public init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// Resumes the continuation with `value` if nothing resumed it yet.
+    public func resume(_ value: Value) {
+        continuation.withLock { pending in
+            defer { pending = nil }
+            return pending
+        }?.resume(returning: value)
     }
 }
