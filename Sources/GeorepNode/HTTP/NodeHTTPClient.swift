@@ -49,21 +49,23 @@ public final class NodeHTTPClient: Sendable {
         _ method: String, _ address: HostPort, _ path: String, body: [UInt8]?, headers: [String: String] = [:]
     ) async throws -> Reply {
         let limit = timeout + .seconds(1)
+        let racers = RacingTasks()
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Reply, any Error>, Never>) in
             let finish = FirstResult(continuation)
-            let request = Task {
+            racers.add(Task {
                 do {
                     finish.resume(.success(try await self.execute(method, address, path, body: body, headers: headers)))
                 } catch {
                     finish.resume(.failure(error))
                 }
-            }
-            Task {
-                try? await Task.sleep(for: limit)
-                request.cancel()
+            })
+            racers.add(Task {
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
                 finish.resume(.failure(NodeHTTPTimeout(address: address, path: path, limit: limit)))
-            }
+            })
         }
+        // The loser stops: a finished request cancels its timer, a time-out its request.
+        racers.cancelAll()
         return try result.get()
     }
 
@@ -107,6 +109,15 @@ public struct NodeHTTPTimeout: Error, CustomStringConvertible {
 
     /// What did not answer, and how long it was waited for.
     public var description: String { "http://\(address)\(path) did not answer within \(limit)" }
+}
+
+/// The tasks of a race, cancelled together once it is decided.
+final class RacingTasks: Sendable {
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+
+    func add(_ task: Task<Void, Never>) { tasks.withLock { $0.append(task) } }
+
+    func cancelAll() { tasks.withLock { $0 }.forEach { $0.cancel() } }
 }
 
 /// Resumes a continuation with the first result it is given; later ones are dropped (a race
