@@ -1,3 +1,6 @@
+public import GeorepKafka
+public import GeorepModel
+
 /// The Kafka names of SPEC §2, in one place.
 public enum Topics {
     /// `georep.<region>.changes`: the change topic (write-ahead log) of `region`.
@@ -10,4 +13,12 @@ public enum Topics {
     public static let control = "georep.control"
     /// `georep.apply.<region>`: the apply consumer group of `region`.
     public static func applyGroup(_ region: String) -> String { "georep.apply.\(region)" }
+}
+
+extension Topics {
+    /// Every partition of `topic`, a change or pinned topic of `config`'s deployment (each has
+    /// `config.partitions` of them, at least one).
+    public static func partitions(of topic: String, in config: GeorepConfig) -> [TopicPartition] {
+        (0..<Int32(max(1, config.partitions))).map { TopicPartition(topic: topic, partition: $0) }
+    }
 }

@@ -137,7 +137,7 @@ public final class LagSampler: Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var result: [SourceLag] = []
         for source in config.regions {
-            let partitions = (0..<Int32(max(1, config.partitions))).map { TopicPartition(topic: Topics.changes(source.id), partition: $0) }
+            let partitions = Topics.partitions(of: Topics.changes(source.id), in: config)
             let ends: [TopicPartition: Int64]
             do {
                 let client = try clients[source.kafka] ?? makeClient(cluster: source.kafka)

@@ -45,8 +45,8 @@ struct TailCommand: AsyncParsableCommand {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(bootstrapServers: source.kafka, groupID: "georep.tail.\(UUID().uuidString)"),
             logger: logger)
-        try await consumer.assign((0..<Int32(config.partitions)).map {
-            TopicPartitionOffset(topic: topic, partition: $0, offset: fromBeginning ? .beginning : .end)
+        try await consumer.assign(Topics.partitions(of: topic, in: config).map {
+            TopicPartitionOffset($0, offset: fromBeginning ? .beginning : .end)
         })
         let codec = ChangeEventCodec(config: config)
         let stopped = StopFlag()

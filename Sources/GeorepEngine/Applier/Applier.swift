@@ -73,13 +73,12 @@ public final class Applier: Sendable {
         self.settings = settings
         self.logger = logger
         self.ownCluster = own.kafka
-        let partitions = Int32(max(1, config.partitions))
         var byCluster: [String: [TopicPartition]] = [:]
         for source in config.regions {
-            byCluster[source.kafka, default: []] += (0..<partitions).map { TopicPartition(topic: Topics.changes(source.id), partition: $0) }
+            byCluster[source.kafka, default: []] += Topics.partitions(of: Topics.changes(source.id), in: config)
         }
         if settings.consumesPinnedTopic {
-            byCluster[own.kafka, default: []] += (0..<partitions).map { TopicPartition(topic: Topics.pinned(region), partition: $0) }
+            byCluster[own.kafka, default: []] += Topics.partitions(of: Topics.pinned(region), in: config)
         }
         self.partitionsByCluster = byCluster
     }

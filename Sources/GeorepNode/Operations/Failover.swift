@@ -267,7 +267,7 @@ public struct Failover: Sendable {
     /// The end offsets of `region`'s change topic; `settle` reads until two reads agree, so
     /// that writes acknowledged just before a drain are inside the fence.
     private func endOffsets(of region: RegionConfig, settle: Bool) async throws(FailoverError) -> [Int32: Int64] {
-        let partitions = (0..<Int32(max(1, config.partitions))).map { TopicPartition(topic: Topics.changes(region.id), partition: $0) }
+        let partitions = Topics.partitions(of: Topics.changes(region.id), in: config)
         do {
             var configuration = KafkaConsumerConfiguration(bootstrapServers: region.kafka, groupID: "georep.failover")
             configuration.clientID = "georep-failover"
