@@ -36,42 +36,47 @@ struct StoreDeliveryPlan: Sendable, CustomStringConvertible {
 
 @Suite struct StoreConvergenceTests {
     @Test(arguments: StoreKind.allCases)
-    func threeStoresConvergeWhateverTheOrderBatchingDuplicatesAndReplays(_ kind: StoreKind) async throws {
-        let config = StoreFixtures.config
+    func threeStoresConvergeWhateverTheOrderBatchingDuplicatesAndReplays(_ kind: StoreKind) async {
+        // propertyCheck drops what its body throws, so errors are recorded here as issues.
         await propertyCheck(count: 25, input: StoreDeliveryPlan.generator) { plan in
-            try await ScratchStore.with(kind, count: plan.batches.count) { places in
-                var stores: [any ReplicaStore] = []
-                for (place, batches) in zip(places, plan.batches) {
-                    let store = try await place.open(config)
-                    for batch in batches {
-                        let outcome = try await store.apply(batch: batch)
-                        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
-                    }
-                    stores.append(store)
+            do { try await Self.checkConvergence(kind, plan: plan) } catch { Issue.record(error) }
+        }
+    }
+
+    static func checkConvergence(_ kind: StoreKind, plan: StoreDeliveryPlan) async throws {
+        let config = StoreFixtures.config
+        try await ScratchStore.with(kind, count: plan.batches.count) { places in
+            var stores: [any ReplicaStore] = []
+            for (place, batches) in zip(places, plan.batches) {
+                let store = try await place.open(config)
+                for batch in batches {
+                    let outcome = try await store.apply(batch: batch)
+                    #expect(outcome.failures.isEmpty, "\(outcome.failures)")
                 }
-                for table in config.tables.map(\.name) {
-                    let snapshots = try await [stores[0].snapshot(table: table), stores[1].snapshot(table: table), stores[2].snapshot(table: table)]
-                    #expect(snapshots[0] == snapshots[1], "table \(table)")
-                    #expect(snapshots[1] == snapshots[2], "table \(table)")
-                }
-                // The stores hold exactly what in-memory row states hold after the same events.
-                var expected: [String: RowState] = [:]
-                for event in plan.events {
-                    guard let table = config.table(named: event.table) else { continue }
-                    let id = table.kafkaKey(for: event.key)
-                    var row = expected[id] ?? RowState(table: table, key: event.key)
-                    row.apply(event)
-                    expected[id] = row
-                }
-                for row in expected.values {
-                    let stored = try await stores[1].rowState(table: row.table.name, key: row.key)
-                    #expect(stored.view == row.view)
-                    #expect(stored.isVisible == row.isVisible)
-                }
-                let visible = expected.values.filter(\.isVisible).count
-                let snapshotted = try await config.tables.asyncCount { try await stores[2].snapshot(table: $0.name).count }
-                #expect(snapshotted == visible)
+                stores.append(store)
             }
+            for table in config.tables.map(\.name) {
+                let snapshots = try await [stores[0].snapshot(table: table), stores[1].snapshot(table: table), stores[2].snapshot(table: table)]
+                #expect(snapshots[0] == snapshots[1], "table \(table)")
+                #expect(snapshots[1] == snapshots[2], "table \(table)")
+            }
+            // The stores hold exactly what in-memory row states hold after the same events.
+            var expected: [String: RowState] = [:]
+            for event in plan.events {
+                guard let table = config.table(named: event.table) else { continue }
+                let id = table.kafkaKey(for: event.key)
+                var row = expected[id] ?? RowState(table: table, key: event.key)
+                row.apply(event)
+                expected[id] = row
+            }
+            for row in expected.values {
+                let stored = try await stores[1].rowState(table: row.table.name, key: row.key)
+                #expect(stored.view == row.view)
+                #expect(stored.isVisible == row.isVisible)
+            }
+            let visible = expected.values.filter(\.isVisible).count
+            let snapshotted = try await config.tables.asyncCount { try await stores[2].snapshot(table: $0.name).count }
+            #expect(snapshotted == visible)
         }
     }
 }

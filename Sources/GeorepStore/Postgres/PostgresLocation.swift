@@ -25,7 +25,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     public init(url text: String) throws(StoreError) {
         guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://"),
               let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
-            throw .unsupportedStore("a PostgreSQL store needs a URL postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+            throw .unsupportedStore("a PostgreSQL store needs a URL postgres://USER:PASSWORD@HOST:PORT/DATABASE, not \(Self.redacted(text).debugDescription)")
         }
         guard let user = components.user, !user.isEmpty else {
             throw .unsupportedStore("the PostgreSQL URL for host \(host) names no user (postgres://USER:PASSWORD@\(host)/DATABASE)")
@@ -40,6 +40,12 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         guard ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(sslMode) else {
             throw .unsupportedStore("sslmode \(sslMode) is not one of disable, prefer, require, verify-ca, verify-full")
         }
+    }
+
+    /// `text` with whatever stands between `://` and `@` left out, as it may hold a password.
+    private static func redacted(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else { return text }
+        return text[..<scheme.upperBound] + "…" + text[at...]
     }
 
     /// The URL without its password.
