@@ -5,15 +5,17 @@
 #include <librdkafka/rdkafka_mock.h>
 
 /* rd_kafka_producev() is variadic and cannot be called from Swift; this fixed
- * signature wraps it. `headers` is consumed by librdkafka on success only: the
- * caller destroys it when the call fails. The value may be NULL (a tombstone). */
+ * signature wraps it. `rkt` is a topic handle the caller keeps (naming the topic
+ * instead makes librdkafka look it up under its handle's write lock per record).
+ * `headers` is consumed by librdkafka on success only: the caller destroys it when
+ * the call fails. The value may be NULL (a tombstone). */
 static inline rd_kafka_resp_err_t
-georep_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
+georep_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
                const void *key, size_t key_len,
                const void *value, size_t value_len,
                rd_kafka_headers_t *headers, void *opaque) {
         return rd_kafka_producev(rk,
-                                 RD_KAFKA_V_TOPIC(topic),
+                                 RD_KAFKA_V_RKT(rkt),
                                  RD_KAFKA_V_PARTITION(partition),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_KEY(key, key_len),

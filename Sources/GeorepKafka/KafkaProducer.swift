@@ -32,8 +32,15 @@ public final class KafkaProducer: Sendable {
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
+    /// A librdkafka topic handle, kept for the producer's life.
+    private struct TopicHandle: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
     private let client: RDKafkaClient
     private let state = Mutex(State())
+    /// Topic handles by name, created on first use and destroyed by ``close(timeout:)``.
+    private let topicHandles = Mutex<[String: TopicHandle]>([:])
     /// Bumped (with `state` locked) on every batch of delivery reports: queue space may have
     /// been freed. Read without the lock on the fast path.
     private let reportGeneration = Atomic<UInt64>(0)
@@ -133,6 +140,11 @@ public final class KafkaProducer: Sendable {
             rd_kafka_purge(client.handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
             try? await flush(timeout: .seconds(1))
         }
+        let handles = topicHandles.withLock { handles in
+            defer { handles.removeAll() }
+            return Array(handles.values)
+        }
+        handles.forEach { rd_kafka_topic_destroy($0.pointer) }
         let client = client
         try? await runBlocking { client.destroy() }
         // Anything still awaited now has no report coming.
@@ -171,7 +183,18 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// The handle of `topic`, created on first use (librdkafka refuses only invalid names).
+    private func topicHandle(_ topic: String) -> OpaquePointer? {
+        topicHandles.withLock { handles in
+            if let handle = handles[topic] { return handle.pointer }
+            guard let pointer = rd_kafka_topic_new(client.handle, topic, nil) else { return nil }
+            handles[topic] = TopicHandle(pointer: pointer)
+            return pointer
+        }
+    }
+
     private func produceOnce(_ record: KafkaRecord, id: UInt) -> rd_kafka_resp_err_t {
+        guard let topic = topicHandle(record.topic) else { return rd_kafka_last_error() }
         var headers: OpaquePointer?
         if !record.headers.isEmpty {
             headers = rd_kafka_headers_new(record.headers.count)
@@ -187,7 +210,7 @@ public final class KafkaProducer: Sendable {
         let err = withOptionalBytes(record.key) { key, keyLength in
             withOptionalBytes(record.value) { value, valueLength in
                 georep_produce(
-                    client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
+                    client.handle, topic, record.partition ?? RD_KAFKA_PARTITION_UA,
                     key, keyLength, value, valueLength, headers, opaque
                 )
             }
