@@ -8,11 +8,16 @@ public struct SourcedEvent: Sendable, Hashable {
     public var event: ChangeEvent
     /// Where it was consumed from.
     public var source: SourcePosition?
+    /// Whether `event` was already validated (and normalized) against the store's configuration,
+    /// as the applier's decoder and the writer do; the store then does not check it again.
+    /// Events that are not marked are checked, and refused with the reason when invalid.
+    public var isValidated: Bool
 
     /// Pairs an event with its source.
-    public init(_ event: ChangeEvent, source: SourcePosition? = nil) {
+    public init(_ event: ChangeEvent, source: SourcePosition? = nil, isValidated: Bool = false) {
         self.event = event
         self.source = source
+        self.isValidated = isValidated
     }
 }
 

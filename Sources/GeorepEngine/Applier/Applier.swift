@@ -286,7 +286,7 @@ public final class Applier: Sendable {
             let position = message.sourcePosition
             switch decoder.decode(message, wallClockMillis: wallClock, topics: &topics) {
             case let .success(event):
-                batch.events.append(SourcedEvent(event, source: position))
+                batch.events.append(SourcedEvent(event, source: position, isValidated: true))
                 batch.messages.append(message)
             case let .failure(record):
                 batch.refused.append(record)

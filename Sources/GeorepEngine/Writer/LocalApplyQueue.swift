@@ -73,7 +73,7 @@ final class LocalApplyQueue: Sendable {
 
     private func applyTogether(_ events: [ChangeEvent]) async {
         do {
-            let outcome = try await store.apply(batch: events.map { SourcedEvent($0) })
+            let outcome = try await store.apply(batch: events.map { SourcedEvent($0, isValidated: true) })
             for failure in outcome.failures {
                 logger.error("a published event failed to apply locally; the applier will dead-letter it",
                              metadata: ["reason": .string(failure.reason)])

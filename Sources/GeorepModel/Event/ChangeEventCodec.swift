@@ -53,17 +53,16 @@ extension TableSchema {
     public func validate(_ event: ChangeEvent) throws(EventRejection) -> ChangeEvent {
         var event = event
         try checkKey(event.key)
-        var normalized: [String: JSONValue] = [:]
-        normalized.reserveCapacity(event.columns.count)
+        // Columns are rewritten only where normalizing changes them (most events pass unchanged).
         for (column, value) in event.columns {
             guard let type = type(of: column) else { throw .unknownColumn(table: name, column: column) }
             if isKey(column) {
                 throw .wrongColumnType(table: name, column: column, problem: "is a key column; give its value in key, not in columns")
             }
-            normalized[column] = try normalize(value, column: column, type: type, op: event.op)
+            let normalized = try normalize(value, column: column, type: type, op: event.op)
+            if normalized != value { event.columns[column] = normalized }
         }
-        event.columns = normalized
-        if event.op == .locate, normalized[Self.homeRegionColumn] == nil {
+        if event.op == .locate, event.columns[Self.homeRegionColumn] == nil {
             throw .schemaViolation(field: "columns.\(Self.homeRegionColumn)", problem: "a locate event names the row's home region")
         }
         if !event.counterTotals.isEmpty {

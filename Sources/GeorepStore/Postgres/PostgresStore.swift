@@ -132,7 +132,7 @@ public final class PostgresStore: ReplicaStore {
             }
             do {
                 let sql = try tableSQL(item.event.table)
-                pending.append(Pending(index: index, event: try sql.table.validate(item.event), sql: sql))
+                pending.append(Pending(index: index, event: item.isValidated ? item.event : try sql.table.validate(item.event), sql: sql))
             } catch {
                 failures.append((index, Self.reason(error)))
             }

@@ -125,7 +125,7 @@ public final class SQLiteStore: ReplicaStore {
                 next[partition] = max(next[partition] ?? stored[partition] ?? 0, source.offset + 1)
             }
             do {
-                let (sql, event) = try prepare(item.event)
+                let (sql, event) = try prepare(item)
                 var result: RowState.ApplyOutcome?
                 if isolatingEachEvent {
                     try db.inSavepoint {
@@ -165,10 +165,10 @@ public final class SQLiteStore: ReplicaStore {
         return outcome
     }
 
-    /// Finds the event's table and validates the event; throws before anything is written.
-    private func prepare(_ event: ChangeEvent) throws -> (TableSQL, ChangeEvent) {
-        let sql = try tableSQL(event.table)
-        return (sql, try sql.table.validate(event))
+    /// Finds the event's table and validates the event unless it was; throws before anything is written.
+    private func prepare(_ item: SourcedEvent) throws -> (TableSQL, ChangeEvent) {
+        let sql = try tableSQL(item.event.table)
+        return (sql, item.isValidated ? item.event : try sql.table.validate(item.event))
     }
 
     private func applyOne(_ event: ChangeEvent, _ sql: TableSQL, in db: Database) throws -> RowState.ApplyOutcome {
