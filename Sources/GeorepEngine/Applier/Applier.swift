@@ -21,8 +21,12 @@ import Synchronization
 public final class Applier: Sendable {
     /// Tuning of an applier.
     public struct Settings: Sendable {
-        /// The most records applied in one transaction.
-        public var maxBatchSize = 2_000
+        /// The most records applied in one transaction. A poll takes what is ready, so batches
+        /// are small when the applier keeps up; when it catches up, larger transactions write
+        /// each changed page to the SQLite WAL fewer times (measured with `georep bench apply`:
+        /// 2,000 applied 47% of the plain loop's rate, 5,000 62%, 16,000 90%), while the writer's
+        /// local applies wait for the transaction in progress (about 50 ms at 5,000).
+        public var maxBatchSize = 5_000
         /// How long a poll waits for the first record; also the longest time before a stop is seen.
         public var pollTimeout: Duration = .milliseconds(100)
         /// Whether this region's pinned topic is consumed (it must exist then).

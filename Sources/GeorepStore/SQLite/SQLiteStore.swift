@@ -115,26 +115,36 @@ public final class SQLiteStore: ReplicaStore {
             next[source.partition] = max(next[source.partition] ?? stored[source.partition] ?? 0, source.offset + 1)
         }
         var highest = HLCTimestamp.zero
+        var statements = BatchStatements()
+        // Events come in runs of one partition: its positions are looked up once per run.
+        var run: (partition: SourcePartition, stored: Int64?, next: Int64)?
+        func endRun() {
+            if let run { next[run.partition] = max(next[run.partition] ?? 0, run.next) }
+        }
         for (index, item) in batch.enumerated() {
             if let source = item.source {
-                let partition = source.partition
-                if let position = stored[partition], source.offset < position {
+                if run?.partition != source.partition {
+                    endRun()
+                    let position = stored[source.partition]
+                    run = (source.partition, position, next[source.partition] ?? position ?? 0)
+                }
+                if let position = run!.stored, source.offset < position {
                     outcome.skipped += 1
                     continue
                 }
-                next[partition] = max(next[partition] ?? stored[partition] ?? 0, source.offset + 1)
+                run!.next = max(run!.next, source.offset + 1)
             }
             do {
                 let (sql, event) = try prepare(item)
                 var result: RowState.ApplyOutcome?
                 if isolatingEachEvent {
                     try db.inSavepoint {
-                        result = try applyOne(event, sql, in: db)
+                        result = try applyOne(event, sql, statements: &statements, in: db)
                         return .commit
                     }
                 } else {
                     do {
-                        result = try applyOne(event, sql, in: db)
+                        result = try applyOne(event, sql, statements: &statements, in: db)
                     } catch {
                         throw WriteFailedInBatch()
                     }
@@ -145,6 +155,8 @@ public final class SQLiteStore: ReplicaStore {
                 }
                 highest = max(highest, item.event.hlc)
             } catch let error where !(error is WriteFailedInBatch) {
+                // A statement whose execution failed keeps the error until GRDB's cache resets it.
+                statements = BatchStatements()
                 let reason = Self.reason(error)
                 outcome.failures.append(EventFailure(index: index, source: item.source, reason: reason))
                 try db.execute(
@@ -153,6 +165,7 @@ public final class SQLiteStore: ReplicaStore {
                                 reason, item.event.encodedJSON()])
             }
         }
+        endRun()
         let savePosition = try db.cachedStatement(sql: """
             INSERT INTO georep_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)
@@ -171,7 +184,27 @@ public final class SQLiteStore: ReplicaStore {
         return (sql, item.isValidated ? item.event : try sql.table.validate(item.event))
     }
 
-    private func applyOne(_ event: ChangeEvent, _ sql: TableSQL, in db: Database) throws -> RowState.ApplyOutcome {
+    /// Statements of one transaction by table: GRDB's statement cache is keyed by the SQL text,
+    /// which it hashes on every lookup, so a batch looks each statement up once.
+    private struct BatchStatements {
+        enum Kind: Hashable { case plainUpsert, upsert, selectState }
+        private struct Key: Hashable {
+            var table: String
+            var kind: Kind
+        }
+        private var statements: [Key: Statement] = [:]
+
+        mutating func statement(_ kind: Kind, sql text: String, table: String, in db: Database) throws -> Statement {
+            let key = Key(table: table, kind: kind)
+            if let statement = statements[key] { return statement }
+            let statement = try db.cachedStatement(sql: text)
+            statements[key] = statement
+            return statement
+        }
+    }
+
+    private func applyOne(_ event: ChangeEvent, _ sql: TableSQL, statements: inout BatchStatements, in db: Database) throws -> RowState.ApplyOutcome {
+        let table = sql.table.name
         if event.op == .locate, let home = event.columns[TableSchema.homeRegionColumn]?.stringValue {
             try recordPinnedHome(table: sql.table, key: event.key, region: home, in: db)
             return RowState.ApplyOutcome(isChanged: false, conflicts: [])
@@ -179,13 +212,14 @@ public final class SQLiteStore: ReplicaStore {
         // Most upserts of plain LWW rows: one statement, no read, no merge state in Swift.
         if let plainUpsert = sql.plainUpsert, event.op == .upsert,
            let arguments = sql.plainUpsertArguments(event, conflictWindowMillis: config.conflictWindowMillis) {
-            try db.cachedStatement(sql: plainUpsert).execute(arguments: arguments)
+            try statements.statement(.plainUpsert, sql: plainUpsert, table: table, in: db).execute(arguments: arguments)
             if db.changesCount > 0 { return RowState.ApplyOutcome(isChanged: true, conflicts: []) }
         }
-        var row = RowState(table: sql.table, key: event.key, state: try loadState(sql, key: event.key, in: db) ?? RowMergeState())
+        let select = try statements.statement(.selectState, sql: sql.selectState, table: table, in: db)
+        var row = RowState(table: sql.table, key: event.key, state: try loadState(sql, key: event.key, using: select) ?? RowMergeState())
         let result = row.apply(event, conflictWindowMillis: config.conflictWindowMillis)
         if result.isChanged {
-            try db.cachedStatement(sql: sql.upsert).execute(arguments: sql.upsertArguments(row))
+            try statements.statement(.upsert, sql: sql.upsert, table: table, in: db).execute(arguments: sql.upsertArguments(row))
         }
         for conflict in result.conflicts { try record(conflict, table: sql.table, in: db) }
         if sql.table.merge == .pinned, event.op == .upsert, let home = row.view?[TableSchema.homeRegionColumn]?.stringValue {
@@ -194,8 +228,8 @@ public final class SQLiteStore: ReplicaStore {
         return result
     }
 
-    private func loadState(_ sql: TableSQL, key: [String: JSONValue], in db: Database) throws -> RowMergeState? {
-        let statement = try db.cachedStatement(sql: sql.selectState)
+    /// The row's stored merge state, read with `statement` (the table's `selectState`).
+    private func loadState(_ sql: TableSQL, key: [String: JSONValue], using statement: Statement) throws -> RowMergeState? {
         guard let stored = try Row.fetchOne(statement, arguments: sql.keyArguments(key)) else { return nil }
         return try sql.mergeState(from: stored, start: 0)
     }
@@ -257,7 +291,7 @@ public final class SQLiteStore: ReplicaStore {
     public func rowState(table: String, key: [String: JSONValue]) async throws -> RowState {
         let sql = try tableSQL(table)
         try sql.table.checkKey(key)
-        let state = try await pool.read { db in try self.loadState(sql, key: key, in: db) }
+        let state = try await pool.read { db in try self.loadState(sql, key: key, using: db.cachedStatement(sql: sql.selectState)) }
         return RowState(table: sql.table, key: key, state: state ?? RowMergeState())
     }
 
