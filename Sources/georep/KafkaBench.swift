@@ -54,7 +54,7 @@ struct KafkaBench: AsyncParsableCommand {
         try Data(String(repeating: value + "\n", count: records).utf8).write(to: input)
         defer { try? FileManager.default.removeItem(at: input) }
 
-        var seconds: [String: [Double]] = [:]
+        var steps = Steps()
         for round in 1...rounds {
             let kcatTopic = "bench.kcat.\(round)"
             let swiftTopic = "bench.swift.\(round)"
@@ -68,50 +68,64 @@ struct KafkaBench: AsyncParsableCommand {
             // topic in memory, so whoever produces second writes into a fuller process.
             let kcatFirst = round % 2 == 1
             if !kcatFirst {
-                seconds["georep produce", default: []].append(try await timed {
+                try await steps.measure("georep produce") {
                     try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
-                })
+                }
             }
-            seconds["kcat produce", default: []].append(try await timed {
+            try await steps.measure("kcat produce") {
                 try runProcess(kcat, [
                     "-q", "-P", "-b", broker.bootstrapServers, "-t", kcatTopic, "-l", input.path,
                     "-X", "enable.idempotence=true", "-X", "sticky.partitioning.linger.ms=0",
                     "-X", "queue.buffering.max.kbytes=\(queueKilobytes)", "-X", "queue.buffering.max.messages=\(queueMessages)",
                 ])
-            })
+            }
             if kcatFirst {
-                seconds["georep produce", default: []].append(try await timed {
+                try await steps.measure("georep produce") {
                     try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
-                })
+                }
             }
             try await checkHeld(broker: broker, topics: [kcatTopic, swiftTopic], logger: logger)
             // Consume: the same topic (written by kcat), kcat to /dev/null, then the wrapper.
-            seconds["kcat consume", default: []].append(try await timed {
+            try await steps.measure("kcat consume") {
                 try runProcess(kcat, [
                     "-q", "-C", "-b", broker.bootstrapServers, "-t", kcatTopic, "-o", "beginning", "-e",
                     "-f", "%s\n", "-X", "fetch.wait.max.ms=10",
                 ])
-            })
-            seconds["georep consume", default: []].append(try await timed {
+            }
+            try await steps.measure("georep consume") {
                 try await consume(broker: broker, topic: kcatTopic, logger: logger)
-            })
+            }
         }
 
         print("")
         // The machine's speed drifts between rounds; the ratio within each round (kcat and the
-        // wrapper measured seconds apart) is the steadier comparison.
-        print("direction   kcat rec/s   georep rec/s   georep/kcat   per-round georep/kcat: median (lowest-highest)")
+        // wrapper measured seconds apart) is the steadier comparison. CPU seconds count this
+        // process (the development broker, and the wrapper) and kcat's process.
+        print("direction   kcat rec/s   georep rec/s   georep/kcat   per-round georep/kcat: median (lowest-highest)   CPU s: kcat  georep")
         for direction in ["produce", "consume"] {
-            let kcatSeconds = seconds["kcat \(direction)"]!
-            let swiftSeconds = seconds["georep \(direction)"]!
+            let kcatSeconds = steps.seconds["kcat \(direction)"]!
+            let swiftSeconds = steps.seconds["georep \(direction)"]!
             let kcatRate = Double(records) / median(kcatSeconds)
             let swiftRate = Double(records) / median(swiftSeconds)
             let ratios = zip(kcatSeconds, swiftSeconds).map { 100 * $0 / $1 }
             print(
                 direction.padding(toLength: 10, withPad: " ", startingAt: 0),
-                String(format: "%11.0f   %12.0f   %10.0f%%   %20.0f%% (%.0f%%-%.0f%%)",
-                       kcatRate, swiftRate, 100 * swiftRate / kcatRate, median(ratios), ratios.min()!, ratios.max()!)
+                String(format: "%11.0f   %12.0f   %10.0f%%   %20.0f%% (%.0f%%-%.0f%%)   %17.2f  %6.2f",
+                       kcatRate, swiftRate, 100 * swiftRate / kcatRate, median(ratios), ratios.min()!, ratios.max()!,
+                       median(steps.cpu["kcat \(direction)"]!), median(steps.cpu["georep \(direction)"]!))
             )
+        }
+    }
+
+    /// Wall and CPU seconds of each step, per round.
+    private struct Steps {
+        var seconds: [String: [Double]] = [:]
+        var cpu: [String: [Double]] = [:]
+
+        mutating func measure(_ name: String, _ body: () async throws -> Void) async throws {
+            let cpuBefore = cpuSeconds() + cpuSeconds(children: true)
+            seconds[name, default: []].append(try await timed(body))
+            cpu[name, default: []].append(cpuSeconds() + cpuSeconds(children: true) - cpuBefore)
         }
     }
 
@@ -139,9 +153,7 @@ struct KafkaBench: AsyncParsableCommand {
         configuration.maxQueuedKilobytes = queueKilobytes
         configuration.maxQueuedMessages = queueMessages
         let producer = try KafkaProducer(configuration: configuration, logger: logger)
-        for _ in 0..<records {
-            try await producer.enqueue(KafkaRecord(topic: topic, key: nil, value: value))
-        }
+        try await producer.enqueue(contentsOf: (0..<records).lazy.map { _ in KafkaRecord(topic: topic, key: nil, value: value) })
         try await producer.flush(timeout: .seconds(120))
         await producer.close()
     }

@@ -58,6 +58,34 @@ struct KafkaClientTests {
         }
     }
 
+    @Test("a bulk enqueue across two topics, held back by a full local queue, arrives complete and in order", .timeLimit(.minutes(1)))
+    func bulkEnqueue() async throws {
+        let total = 20_000
+        try await withBroker(topics: ["bulk-a": 1, "bulk-b": 1]) { broker in
+            var configuration = producerConfiguration(broker)
+            configuration.maxQueuedMessages = 500  // far fewer than the records: back-pressure
+            let collector = ReportCollector()
+            let producer = try KafkaProducer(configuration: configuration, logger: testLogger("producer"), onDeliveryReports: collector.handler)
+            // Runs of 1,000 records per topic, so the producer switches topics 19 times.
+            let records = (0..<total).lazy.map { i in
+                KafkaRecord(topic: (i / 1000) % 2 == 0 ? "bulk-a" : "bulk-b", key: nil, value: Data(String(i).utf8))
+            }
+            try await producer.enqueue(contentsOf: records)
+            try await producer.flush(timeout: .seconds(60))
+            await producer.close()
+            #expect(collector.all.count == total)
+            #expect(collector.all.allSatisfy { $0.error == nil })
+
+            for (topic, expected) in [("bulk-a", (0..<total).filter { ($0 / 1000) % 2 == 0 }), ("bulk-b", (0..<total).filter { ($0 / 1000) % 2 == 1 })] {
+                let consumer = try KafkaConsumer(configuration: consumerConfiguration(broker), logger: testLogger("consumer"))
+                try await assignAll(consumer, topic: topic, partitions: 1)
+                let messages = try await consume(consumer, count: expected.count)
+                await consumer.close()
+                #expect(messages.compactMap { $0.value.flatMap { Int(String(decoding: $0, as: UTF8.self)) } } == expected, "\(topic)")
+            }
+        }
+    }
+
     @Test("send awaits the delivery report, whose offset is the consumed offset")
     func sendReportsOffsets() async throws {
         try await withBroker(topics: ["acks": 3]) { broker in
