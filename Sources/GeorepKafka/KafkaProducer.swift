@@ -262,32 +262,35 @@ public final class KafkaProducer: Sendable {
     // MARK: - Delivery reports (poller thread)
 
     private func handleDeliveryReports(_ event: OpaquePointer) {
-        var messages = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 4096)
         var awaited: [(UInt, KafkaDeliveryReport)] = []
         var bulk: [KafkaDeliveryReport] = []
         var failures = 0
         var firstFailure: KafkaError?
         var topics = TopicNameCache()
         let wantsBulk = onDeliveryReports != nil
-        while true {
-            let count = rd_kafka_event_message_array(event, &messages, messages.count)
-            if count == 0 { break }
-            for message in messages[0..<count] {
-                let message = message!.pointee
-                let id = UInt(bitPattern: message._private)
-                let failed = message.err != RD_KAFKA_RESP_ERR_NO_ERROR
-                // Without a bulk handler, fire-and-forget reports only count failures.
-                if id == 0, !wantsBulk, !failed { continue }
-                let topic = topics.name(of: message.rkt)
-                let error = failed ? KafkaError(message.err, context: "delivery to \(topic) failed") : nil
-                let report = KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset, error: error)
-                if id != 0 {
-                    awaited.append((id, report))
-                } else if wantsBulk {
-                    bulk.append(report)
-                } else {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = error }
+        // On the stack and uninitialized: an event comes per partition and request, and a
+        // zeroed heap array per event cost more than reading its reports.
+        withUnsafeTemporaryAllocation(of: UnsafePointer<rd_kafka_message_t>?.self, capacity: 1024) { messages in
+            while true {
+                let count = rd_kafka_event_message_array(event, messages.baseAddress!, messages.count)
+                if count == 0 { break }
+                for message in messages[0..<count] {
+                    let message = message!.pointee
+                    let id = UInt(bitPattern: message._private)
+                    let failed = message.err != RD_KAFKA_RESP_ERR_NO_ERROR
+                    // Without a bulk handler, fire-and-forget reports only count failures.
+                    if id == 0, !wantsBulk, !failed { continue }
+                    let topic = topics.name(of: message.rkt)
+                    let error = failed ? KafkaError(message.err, context: "delivery to \(topic) failed") : nil
+                    let report = KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset, error: error)
+                    if id != 0 {
+                        awaited.append((id, report))
+                    } else if wantsBulk {
+                        bulk.append(report)
+                    } else {
+                        failures += 1
+                        if firstFailure == nil { firstFailure = error }
+                    }
                 }
             }
         }
