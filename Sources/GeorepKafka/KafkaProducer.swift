@@ -111,10 +111,8 @@ public final class KafkaProducer: Sendable {
                 guard let handle = topicHandle(record.topic) else { throw cannotProduce(record, rd_kafka_last_error()) }
                 current = (record.topic, handle)
             }
-            while true {
-                let generation = reportGeneration.load(ordering: .acquiring)
-                if try queue(record, id: 0, topic: current!.handle) { break }
-                await waitForQueueSpace(since: generation)
+            if try !queue(record, id: 0, topic: current!.handle) {
+                try await queueWhenSpaceFrees(record, id: 0, topic: current!.handle)
             }
         }
     }
@@ -190,6 +188,11 @@ public final class KafkaProducer: Sendable {
     /// Hands `record` to librdkafka, waiting for queue space when the local queue is full.
     private func produce(_ record: KafkaRecord, id: UInt) async throws(KafkaError) {
         guard let topic = topicHandle(record.topic) else { throw cannotProduce(record, rd_kafka_last_error()) }
+        if try !queue(record, id: id, topic: topic) { try await queueWhenSpaceFrees(record, id: id, topic: topic) }
+    }
+
+    /// Hands `record` to librdkafka once its full local queue has room.
+    private func queueWhenSpaceFrees(_ record: KafkaRecord, id: UInt, topic: OpaquePointer) async throws(KafkaError) {
         while true {
             let generation = reportGeneration.load(ordering: .acquiring)
             if try queue(record, id: id, topic: topic) { return }
