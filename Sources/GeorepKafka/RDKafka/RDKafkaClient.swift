@@ -69,25 +69,20 @@ final class RDKafkaClient: @unchecked Sendable {
 
     /// Starts the poller thread; `handler` receives every event other than logs and errors,
     /// on that thread, and must not keep the pointer (the event is destroyed afterwards).
-    /// `afterDestroying` runs on that thread once an event passed to `handler` is destroyed
-    /// (for a producer, when the records it reported are freed and their queue space with them).
+    /// `afterDestroying` runs on that thread after each event is destroyed (for a producer's
+    /// delivery reports, when the records they reported are freed and their queue space with them).
     func startPolling(_ handler: @escaping @Sendable (OpaquePointer) -> Void, afterDestroying: (@Sendable () -> Void)? = nil) {
         precondition(!isPolling.exchange(true, ordering: .relaxed), "poller already started")
         let thread = Thread { [self] in
             while !isStopping.load(ordering: .acquiring) {
                 guard let event = rd_kafka_queue_poll(mainQueue, 200) else { continue }
                 switch rd_kafka_event_type(event) {
-                case RD_KAFKA_EVENT_LOG:
-                    log(event)
-                    rd_kafka_event_destroy(event)
-                case RD_KAFKA_EVENT_ERROR:
-                    report(event)
-                    rd_kafka_event_destroy(event)
-                default:
-                    handler(event)
-                    rd_kafka_event_destroy(event)
-                    afterDestroying?()
+                case RD_KAFKA_EVENT_LOG: log(event)
+                case RD_KAFKA_EVENT_ERROR: report(event)
+                default: handler(event)
                 }
+                rd_kafka_event_destroy(event)
+                afterDestroying?()
             }
             pollerDone.signal()
         }
