@@ -55,4 +55,32 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: nested))
         try await store.close()
     }
+
+    @Test func theWALIsCopiedBackAndStartedOverOffTheWritersPath() async throws {
+        var settings = SQLiteStore.Settings()
+        settings.walRestartPages = 100
+        let store = try SQLiteStore(path: path, config: StoreFixtures.config, settings: settings)
+        let bio = String(repeating: "x", count: 2_000)
+        var offset: Int64 = 0
+        for round in 0..<40 {
+            var batch: [SourcedEvent] = []
+            for user in 0..<200 {
+                var event = upsert(Int64(round * 200 + user), "n", at: UInt64(1_000 + offset))
+                event.columns["bio"] = .string(bio)
+                batch.append(sourced(event, offset: offset))
+                offset += 1
+            }
+            _ = try await store.apply(batch: batch)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        // 8,000 rows of 2 KB: about 16 MB went through the WAL. Commits never checkpoint, so
+        // the rows reached the database file through the checkpointer, and the WAL was restarted
+        // instead of holding them all.
+        let size = { (file: String) in ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0 }
+        #expect(size(path) > 12_000_000, "database file \(size(path)) bytes")
+        #expect(size(path + "-wal") < 6_000_000, "WAL \(size(path + "-wal")) bytes")
+        #expect(try await store.snapshot(table: "user_profile").count == 8_000)
+        try store.close()
+    }
 }

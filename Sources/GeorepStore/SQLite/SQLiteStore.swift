@@ -15,8 +15,9 @@ public final class SQLiteStore: ReplicaStore {
         public var synchronous = "NORMAL"
         /// Page cache per connection, in KiB.
         public var cacheSizeKiB = 65_536
-        /// Pages of WAL after which SQLite checkpoints.
-        public var walAutocheckpointPages = 10_000
+        /// Pages of WAL past which the WAL is started over: a checkpoint in the writer's turn
+        /// copies the last frames the background checkpoints (``WALCheckpointer``) left.
+        public var walRestartPages = 4_000
         /// How long a connection waits for a lock held by another process, in seconds.
         public var busyTimeoutSeconds: Double = 5
 
@@ -29,6 +30,7 @@ public final class SQLiteStore: ReplicaStore {
     /// The SQLite file.
     public let path: String
     let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
     let tables: [String: TableSQL]
     private let logger: Logger
 
@@ -49,7 +51,8 @@ public final class SQLiteStore: ReplicaStore {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(settings.synchronous == "FULL" ? "FULL" : "NORMAL")")
             try db.execute(sql: "PRAGMA cache_size = -\(max(1, settings.cacheSizeKiB))")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(max(1, settings.walAutocheckpointPages))")
+            // The checkpointer copies the WAL back on its own thread.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try StoreSchema.migrator.migrate(pool)
@@ -57,12 +60,20 @@ public final class SQLiteStore: ReplicaStore {
         if !added.isEmpty {
             logger.info("added columns to existing tables", metadata: ["columns": .string(added.joined(separator: ", "))])
         }
+        checkpointer = try WALCheckpointer(
+            path: path, writer: pool, restartPages: max(1, settings.walRestartPages),
+            busyTimeoutSeconds: settings.busyTimeoutSeconds, logger: logger)
         logger.debug("opened SQLite store", metadata: ["tables": .stringConvertible(tableSQL.count)])
     }
 
     /// Closes the file; the store cannot be used afterwards.
     public func close() throws {
+        try checkpointer.stop()
         try pool.close()
+    }
+
+    deinit {
+        try? checkpointer.stop()
     }
 
     private func tableSQL(_ name: String) throws(StoreError) -> TableSQL {
