@@ -127,7 +127,7 @@ public struct ChangeEvent: Hashable, Sendable {
 
     /// The event's JSON bytes, as published to Kafka.
     public func encodedJSON() -> Data {
-        Data(jsonValue.jsonText.utf8)
+        Data(jsonValue.jsonBytes)
     }
 }
 

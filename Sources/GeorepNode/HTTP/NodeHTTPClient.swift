@@ -38,7 +38,7 @@ public final class NodeHTTPClient: Sendable {
     public func send(
         _ method: String, _ address: HostPort, _ path: String, json: JSONValue? = nil, headers: [String: String] = [:]
     ) async throws -> Reply {
-        try await send(method, address, path, body: json.map { Array($0.jsonText.utf8) }, headers: headers)
+        try await send(method, address, path, body: json.map(\.jsonBytes), headers: headers)
     }
 
     /// Sends `method` to `http://address/path` with optional body bytes (sent as JSON) and headers.
