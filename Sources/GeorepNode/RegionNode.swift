@@ -1,6 +1,6 @@
 import Foundation
 public import GeorepEngine
-public import GeorepKafka
+import GeorepKafka
 public import GeorepModel
 public import GeorepStore
 public import Logging
@@ -123,10 +123,12 @@ public final class RegionNode: Sendable {
         await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
         let role = NodeRole.initial(region: region, config: config)
         roleState = Mutex(role)
+        var applierSettings = settings.applier
+        // Scale-out processes share partitions: another process's applier may reach this writer's events.
+        if !applierSettings.sharesPartitions { applierSettings.localApplyLedger = LocalApplyLedger() }
         writer = Writer(
             region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
-            writerID: settings.writerID, logger: logger)
-        var applierSettings = settings.applier
+            writerID: settings.writerID, localApplyLedger: applierSettings.localApplyLedger, logger: logger)
         let applierControl = applierSettings.control ?? ApplierControl()
         applierSettings.control = applierControl
         self.applierControl = applierControl

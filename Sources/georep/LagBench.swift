@@ -204,6 +204,7 @@ struct LagBench: AsyncParsableCommand {
         }
         print("")
         print("converged: the \(nodes.count) stores hold the same \(snapshots[0].count) rows (\(conflicts) conflicts recorded in all)")
+        print("own events the appliers stored without merging them again (the writers had): \(nodes.map { String($0.applier.progress.eventsAppliedByWriter) }.joined(separator: ", ")) of \(drives.map { String($0.events.count) }.joined(separator: ", "))")
     }
 
     // MARK: Writing
@@ -365,7 +366,10 @@ final class LagBenchNode: Sendable {
         configuration.lingerMilliseconds = lingerMs
         producer = try KafkaProducer(configuration: configuration, logger: logger)
         await producer.prepare(topics: [Topics.changes(region)])
-        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1, logger: logger)
-        applier = try Applier(region: region, config: config, store: store, clock: clock, logger: logger)
+        var settings = Applier.Settings()
+        settings.localApplyLedger = LocalApplyLedger()
+        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1,
+                        localApplyLedger: settings.localApplyLedger, logger: logger)
+        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings, logger: logger)
     }
 }

@@ -50,6 +50,16 @@ func withRegionsBroker<T>(regions: [String], partitions: Int = 6, _ body: (Devel
     return try await body(broker)
 }
 
+/// The example configuration's regions on one development broker, their stores in a
+/// temporary directory.
+func withExampleDeployment<T>(_ body: (GeorepConfig, DevelopmentBroker) async throws -> T) async throws -> T {
+    try await withTemporaryDirectory { directory in
+        try await withRegionsBroker(regions: ConvergenceTests.regions) { broker in
+            try await body(try exampleConfig(broker: broker, directory: directory), broker)
+        }
+    }
+}
+
 /// One region's node parts: store, clock, writer and a running applier.
 final class TestNode: Sendable {
     let region: String
@@ -59,6 +69,8 @@ final class TestNode: Sendable {
     let producer: KafkaProducer
     let writer: Writer
     let applier: Applier
+    /// The writer's local applies, which the applier does not merge again.
+    let localApplyLedger = LocalApplyLedger()
     let applierTask: Task<Void, any Error>
 
     /// Opens the region's configured store (SQLite or PostgreSQL) and starts its applier.
@@ -71,8 +83,11 @@ final class TestNode: Sendable {
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: config.region(id: region)?.kafka ?? "")
         producerConfiguration.lingerMilliseconds = 2
         producer = try KafkaProducer(configuration: producerConfiguration, logger: testLogger("writer"))
-        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1, logger: testLogger("writer"))
-        applier = try Applier(region: region, config: config, store: store, clock: clock, logger: testLogger("applier.\(region)"))
+        var settings = Applier.Settings()
+        settings.localApplyLedger = localApplyLedger
+        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1,
+                        localApplyLedger: settings.localApplyLedger, logger: testLogger("writer"))
+        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings, logger: testLogger("applier.\(region)"))
         let applier = applier
         applierTask = Task { try await applier.run() }
     }

@@ -43,6 +43,9 @@ public final class Applier: Sendable {
         public var producerProperties: [String: String] = [:]
         /// Fence points to enforce and the operator's pause; nil for neither.
         public var control: ApplierControl?
+        /// Shared with the node's ``Writer``: the region's events it applied locally are only
+        /// recorded as applied, not merged again. Nil: every event is merged.
+        public var localApplyLedger: LocalApplyLedger?
 
         /// The defaults.
         public init() {}
@@ -271,6 +274,10 @@ public final class Applier: Sendable {
         /// The record of each event, at the same index.
         var messages: [KafkaMessage] = []
         var refused: [RefusedRecord] = []
+        /// Events the node's writer applied already: only their positions are stored.
+        var alreadyApplied: [SourcePosition] = []
+        /// The highest HLC of the batch's events.
+        var highestHLC = HLCTimestamp.zero
 
         /// The records of the events by position, for dead letters that keep their record's
         /// key, value and headers (only built when the store refused an event).
@@ -292,8 +299,19 @@ public final class Applier: Sendable {
             case let .success(event):
                 batch.events.append(SourcedEvent(event, source: position, isValidated: true))
                 batch.messages.append(message)
+                batch.highestHLC = max(batch.highestHLC, event.hlc)
             case let .failure(record):
                 batch.refused.append(record)
+            }
+        }
+        if let localApplyLedger = settings.localApplyLedger {
+            let positions = batch.events.compactMap(\.source)
+            let taken = localApplyLedger.takeAppliedByWriter(positions)
+            if !taken.isEmpty {
+                let kept = batch.events.indices.filter { !taken.contains(positions[$0]) }
+                batch.alreadyApplied = positions.filter(taken.contains)
+                batch.events = kept.map { batch.events[$0] }
+                batch.messages = kept.map { batch.messages[$0] }
             }
         }
         return batch
@@ -313,22 +331,23 @@ public final class Applier: Sendable {
         let outcome: BatchOutcome
         do {
             outcome = try await store.apply(
-                batch: events, consumed: refused.map(\.message.sourcePosition))
+                batch: events, consumed: refused.map(\.message.sourcePosition) + batch.alreadyApplied)
         } catch {
             throw ApplierError.store("cannot apply a batch of \(events.count) events: \(error)")
         }
+        settings.localApplyLedger?.applierCommitted(outcome.positions)
         if !outcome.failures.isEmpty {
             _ = try await deadLetters.publishStored(originals: batch.originals)
         }
-        let highest = events.map(\.event.hlc).max() ?? .zero
         waiters.update { progress in
             for (partition, next) in outcome.positions {
                 progress.appliedOffsets[partition] = max(progress.appliedOffsets[partition] ?? 0, next)
             }
-            progress.eventsApplied += outcome.changed + outcome.unchanged
+            progress.eventsApplied += outcome.changed + outcome.unchanged + batch.alreadyApplied.count
+            progress.eventsAppliedByWriter += batch.alreadyApplied.count
             progress.eventsSkipped += outcome.skipped
             progress.deadLetters += refused.count + outcome.failures.count
-            progress.lastAppliedHLC = max(progress.lastAppliedHLC, highest)
+            progress.lastAppliedHLC = max(progress.lastAppliedHLC, batch.highestHLC)
         }
         if !outcome.positions.isEmpty {
             do {

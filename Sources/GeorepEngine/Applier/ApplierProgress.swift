@@ -9,6 +9,9 @@ public struct ApplierProgress: Sendable, Hashable {
     public var lastAppliedHLC: HLCTimestamp = .zero
     /// Events applied since start (changed or not).
     public var eventsApplied = 0
+    /// Of ``eventsApplied``, those the node's writer had applied already: only their
+    /// positions were stored.
+    public var eventsAppliedByWriter = 0
     /// Events skipped since start because the store had them already (expected to stay 0).
     public var eventsSkipped = 0
     /// Records sent to the dead-letter topic since start.

@@ -19,7 +19,9 @@ import Synchronization
 /// The local apply stores the event without a source position: the store's positions only
 /// ever advance in log order, through the ``Applier``, so that an event written to the same
 /// partition by another producer just before this one is never skipped. When the applier
-/// reaches the event in the log, applying it again changes nothing (every merge is idempotent).
+/// reaches the event in the log, it only stores its position (see ``LocalApplyLedger``; without
+/// the ledger it applies the event again, which changes nothing: every merge is idempotent).
+/// An event the applier has already committed is not applied locally.
 ///
 /// - Important: Several writers for one region must not share a counter slot; give each
 ///   node of a region its own writer id in ``init(region:config:store:clock:producer:epoch:writerID:logger:)``.
@@ -35,6 +37,7 @@ public final class Writer: Sendable {
     private let rows = KeyedSerializer()
     private let published = Mutex<[SourcePartition: Int64]>([:])
     private let localApplies: LocalApplyQueue
+    private let localApplyLedger: LocalApplyLedger?
     private let logger: Logger
 
     /// Makes a writer of `region` publishing through `producer` (connected to that region's
@@ -44,9 +47,11 @@ public final class Writer: Sendable {
     ///   - clock: the node's clock, shared with its ``Applier``.
     ///   - epoch: the writer epoch stamped on every event (the fencing token).
     ///   - writerID: the counter slot; nil for the region's own slot (one writer per region).
+    ///   - localApplyLedger: shared with the node's applier (``Applier/Settings/localApplyLedger``)
+    ///     so that each of the region's events is merged into the store once; nil: twice.
     public init(
         region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock,
-        producer: KafkaProducer, epoch: UInt64, writerID: String? = nil, logger: Logger
+        producer: KafkaProducer, epoch: UInt64, writerID: String? = nil, localApplyLedger: LocalApplyLedger? = nil, logger: Logger
     ) {
         self.region = region
         self.config = config
@@ -56,6 +61,7 @@ public final class Writer: Sendable {
         self.writerID = writerID
         self.currentEpoch = Atomic(epoch)
         self.localApplies = LocalApplyQueue(store: store, logger: logger)
+        self.localApplyLedger = localApplyLedger
         self.logger = logger
     }
 
@@ -96,8 +102,10 @@ public final class Writer: Sendable {
         let event = try makeEvent(request, row: row)
         let topic = table.merge == .pinned ? Topics.pinned(region) : Topics.changes(region)
         let report = try await publish(event, table: table, to: topic)
-        await localApplies.apply(event)
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
+        if localApplyLedger?.isAppliedByApplier(position) != true, await localApplies.apply(event) {
+            localApplyLedger?.writerApplied(position)
+        }
         return WriteReceipt(
             token: WriteToken(region: region, partition: report.partition, offset: report.offset), position: position, event: event)
     }
