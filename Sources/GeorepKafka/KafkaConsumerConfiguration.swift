@@ -27,7 +27,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var isAutoCommitEnabled: Bool = false
     /// `fetch.wait.max.ms`: how long a broker may hold an empty fetch. The development
     /// broker always waits this long before answering an empty fetch, so keep it low there.
-    public var fetchWaitMaxMilliseconds: Int = 10
+    public var fetchWaitMaxMilliseconds: Int = 5
     /// `queued.max.messages.kbytes`: bound of the records librdkafka prefetches into the
     /// consumer queue (all partitions together), so memory stays bounded when the application
     /// is slower than the brokers.

@@ -1,5 +1,5 @@
 import Foundation
-public import GeorepEngine
+import GeorepEngine
 public import GeorepKafka
 import GeorepModel
 public import Logging

@@ -1,5 +1,5 @@
 import Foundation
-public import GeorepEngine
+import GeorepEngine
 import GeorepKafka
 public import GeorepModel
 public import Logging
