@@ -181,9 +181,8 @@ public final class LagSampler: Sendable {
     }
 
     private func makeClient(cluster: String) throws(KafkaError) -> KafkaConsumer {
-        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: "georep.lag.\(region)")
-        configuration.clientID = "georep-lag-\(region)"
-        configuration.properties = settings.consumerProperties
+        let configuration = config.consumerConfiguration(
+            cluster, groupID: "georep.lag.\(region)", clientID: "georep-lag-\(region)", extra: settings.consumerProperties)
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
 

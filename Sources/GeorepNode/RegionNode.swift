@@ -109,10 +109,8 @@ public final class RegionNode: Sendable {
             try? await store.close()
             throw NodeError.store("cannot read or write the store \(own.store): \(error)")
         }
-        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: own.kafka)
-        producerConfiguration.clientID = "georep-writer-\(region)"
+        var producerConfiguration = config.producerConfiguration(own.kafka, clientID: "georep-writer-\(region)", extra: settings.producerProperties)
         producerConfiguration.lingerMilliseconds = settings.writerLingerMilliseconds
-        producerConfiguration.properties = settings.producerProperties
         do {
             producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         } catch {
@@ -136,7 +134,7 @@ public final class RegionNode: Sendable {
         applier = try! Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
         let onChange = ControlChangeForwarder()
         controlReader = ControlReader(
-            log: ControlLog(cluster: config.controlCluster, properties: settings.applier.consumerProperties, logger: logger),
+            log: ControlLog(config: config, extra: settings.applier.consumerProperties, logger: logger),
             region: region, logger: logger, onChange: { await onChange.forward($0) })
         metrics = NodeMetrics(region: region)
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)

@@ -43,7 +43,7 @@ struct TailCommand: AsyncParsableCommand {
         }
         let topic = pinned ? Topics.pinned(region) : Topics.changes(region)
         let consumer = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(bootstrapServers: source.kafka, groupID: "georep.tail.\(UUID().uuidString)"),
+            configuration: config.consumerConfiguration(source.kafka, groupID: "georep.tail.\(UUID().uuidString)", clientID: "georep-tail"),
             logger: logger)
         try await consumer.assign(Topics.partitions(of: topic, in: config).map {
             TopicPartitionOffset($0, offset: fromBeginning ? .beginning : .end)

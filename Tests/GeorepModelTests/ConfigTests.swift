@@ -64,6 +64,33 @@ import Testing
         expectFailure(replacing: "partitions: 12", with: "partitions: 12\ncontrol_kafka: ''", line: 4, problem: "control_kafka is empty")
     }
 
+    @Test func kafkaPropertiesReachEveryClientOfTheirCluster() throws {
+        let yaml = Self.valid
+            .replacingOccurrences(of: "partitions: 12", with: "partitions: 12\nkafka_properties: {security.protocol: SASL_SSL, socket.timeout.ms: 30000}")
+            .replacingOccurrences(of: "    store: sqlite:data/us-east-1.sqlite", with: "    store: sqlite:data/us-east-1.sqlite\n    kafka_properties:\n      sasl.username: east\n      socket.timeout.ms: 5000")
+        let config = try GeorepConfig.parse(yaml: yaml)
+        #expect(config.kafkaProperties == ["security.protocol": "SASL_SSL", "socket.timeout.ms": "30000"])
+        #expect(config.regions[0].kafkaProperties == ["sasl.username": "east", "socket.timeout.ms": "5000"])
+        #expect(config.kafkaProperties(for: "127.0.0.1:9092") == ["security.protocol": "SASL_SSL", "socket.timeout.ms": "5000", "sasl.username": "east"])
+        #expect(config.kafkaProperties(for: "broker-a:9092,broker-b:9092") == ["security.protocol": "SASL_SSL", "socket.timeout.ms": "30000"])
+        expectFailure(replacing: "partitions: 12", with: "partitions: 12\nkafka_properties: [a, b]", line: 4, problem: "kafka_properties must be a mapping")
+        expectFailure(replacing: "partitions: 12", with: "partitions: 12\nkafka_properties: {sasl.mechanism: [PLAIN]}", line: 4,
+                      problem: "sasl.mechanism in kafka_properties must be a single value")
+        expectFailure(replacing: "partitions: 12", with: "partitions: 12\nkafka_properties: {auto.offset.reset: latest}", line: 4,
+                      problem: "kafka_properties cannot set auto.offset.reset: georep sets it itself")
+        // Two regions on one cluster share its clients, so they cannot disagree about a property.
+        let shared = Self.valid
+            .replacingOccurrences(of: "kafka: broker-a:9092,broker-b:9092", with: "kafka: 127.0.0.1:9092\n    kafka_properties: {client.rack: b}")
+            .replacingOccurrences(of: "    store: sqlite:data/us-east-1.sqlite", with: "    store: sqlite:data/us-east-1.sqlite\n    kafka_properties: {client.rack: a}")
+        #expect(throws: ConfigError.self) { try GeorepConfig.parse(yaml: shared) }
+        do {
+            _ = try GeorepConfig.parse(yaml: shared)
+        } catch {
+            #expect(error.problem == "regions us-east-1 and eu-west-1 share the cluster 127.0.0.1:9092 but set client.rack differently", "\(error)")
+            #expect(error.line == 13, "\(error)")
+        }
+    }
+
     /// Replaces `old` by `new` in the valid file and expects an error at `line` mentioning `problem`.
     private func expectFailure(replacing old: String, with new: String, line: Int?, problem: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let yaml = Self.valid.replacingOccurrences(of: old, with: new)

@@ -134,9 +134,7 @@ public final class Applier: Sendable {
         waiters.update { $0.appliedOffsets = positions; $0.isRunning = true }
         defer { waiters.update { $0.isRunning = false } }
 
-        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: ownCluster)
-        producerConfiguration.clientID = "georep-dlq-\(region)"
-        producerConfiguration.properties = settings.producerProperties
+        let producerConfiguration = config.producerConfiguration(ownCluster, clientID: "georep-dlq-\(region)", extra: settings.producerProperties)
         let deadLetters: DeadLetterPublisher
         do {
             deadLetters = DeadLetterPublisher(
@@ -189,10 +187,9 @@ public final class Applier: Sendable {
     }
 
     private func makeConsumer(cluster: String, rebalance: KafkaConsumer.RebalanceHandlers = .init()) throws(KafkaError) -> KafkaConsumer {
-        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: Topics.applyGroup(region))
-        configuration.clientID = "georep-apply-\(region)"
+        var configuration = config.consumerConfiguration(
+            cluster, groupID: Topics.applyGroup(region), clientID: "georep-apply-\(region)", extra: settings.consumerProperties)
         configuration.offsetReset = .error
-        configuration.properties = settings.consumerProperties
         return try KafkaConsumer(configuration: configuration, logger: logger, rebalance: rebalance)
     }
 

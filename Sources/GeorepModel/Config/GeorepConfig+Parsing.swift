@@ -25,8 +25,9 @@ private struct ConfigParser {
 
     private static let topLevelKeys: Set<String> = [
         "topology", "primary", "regions", "tables", "partitions", "hlc_max_offset_ms", "conflict_window_ms", "control_kafka",
+        "kafka_properties",
     ]
-    private static let regionKeys: Set<String> = ["id", "kafka", "http", "store"]
+    private static let regionKeys: Set<String> = ["id", "kafka", "http", "store", "kafka_properties"]
     private static let tableKeys: Set<String> = ["key", "merge", "columns"]
 
     func parse(_ yaml: String) throws(ConfigError) -> GeorepConfig {
@@ -73,6 +74,7 @@ private struct ConfigParser {
             topology: topology, primary: primary, regions: regions, tables: tables,
             partitions: partitions, hlcMaxOffsetMillis: maxOffset, conflictWindowMillis: window)
         config.controlKafka = controlKafka
+        config.kafkaProperties = try top["kafka_properties"].map { node throws(ConfigError) in try kafkaProperties(node, "kafka_properties") } ?? [:]
         return config
     }
 
@@ -100,7 +102,15 @@ private struct ConfigParser {
             guard let store = StoreLocation(parsing: try string(storeNode, "store")) else {
                 throw fail(storeNode, "store of region \(id) must be sqlite:PATH or a postgres:// URL")
             }
-            regions.append(RegionConfig(id: id, kafka: kafka, http: http, store: store))
+            let properties = try fields["kafka_properties"].map { node throws(ConfigError) in
+                try kafkaProperties(node, "kafka_properties of region \(id)")
+            } ?? [:]
+            for other in regions where other.kafka == kafka {
+                for (name, value) in properties where other.kafkaProperties[name].map({ $0 != value }) ?? false {
+                    throw fail(fields["kafka_properties"], "regions \(other.id) and \(id) share the cluster \(kafka) but set \(name) differently")
+                }
+            }
+            regions.append(RegionConfig(id: id, kafka: kafka, http: http, store: store, kafkaProperties: properties))
         }
         return regions
     }
@@ -187,6 +197,27 @@ private struct ConfigParser {
                 throw fail(keyNode, "unknown key '\(key)' in \(what); expected one of \(known)")
             }
         }
+    }
+
+    /// librdkafka properties georep sets itself: changing them would break its guarantees
+    /// (an applier must never skip lost records, a writer's acknowledgement means all replicas).
+    static let reservedKafkaProperties: Set<String> = [
+        "bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit", "enable.auto.offset.store",
+        "auto.offset.reset", "enable.partition.eof", "enable.idempotence", "acks", "request.required.acks", "transactional.id",
+    ]
+
+    /// A mapping of librdkafka property names to single values (given to librdkafka as text).
+    private func kafkaProperties(_ node: Node, _ what: String) throws(ConfigError) -> [String: String] {
+        var properties: [String: String] = [:]
+        for (nameNode, valueNode) in try mapping(node, what) {
+            let name = try string(nameNode, "a property name in \(what)")
+            guard !name.isEmpty else { throw fail(nameNode, "\(what) names an empty property") }
+            guard !Self.reservedKafkaProperties.contains(name) else {
+                throw fail(nameNode, "\(what) cannot set \(name): georep sets it itself")
+            }
+            properties[name] = try string(valueNode, "\(name) in \(what)")
+        }
+        return properties
     }
 
     private func integer(_ node: Node?, _ what: String, range: ClosedRange<Int>) throws(ConfigError) -> Int? {

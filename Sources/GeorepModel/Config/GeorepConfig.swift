@@ -71,13 +71,17 @@ public struct RegionConfig: Sendable, Hashable {
     public var http: HostPort
     /// This region's store.
     public var store: StoreLocation
+    /// librdkafka properties of every client of this region's cluster (`kafka_properties`:
+    /// security, timeouts), over the file's top-level ones.
+    public var kafkaProperties: [String: String]
 
     /// Makes a region.
-    public init(id: String, kafka: String, http: HostPort, store: StoreLocation) {
+    public init(id: String, kafka: String, http: HostPort, store: StoreLocation, kafkaProperties: [String: String] = [:]) {
         self.id = id
         self.kafka = kafka
         self.http = http
         self.store = store
+        self.kafkaProperties = kafkaProperties
     }
 }
 
@@ -110,6 +114,9 @@ public struct GeorepConfig: Sendable, Hashable {
     /// Bootstrap servers of the cluster holding the control topic `georep.control` (`control_kafka`);
     /// nil for the primary's cluster, or the first region's.
     public var controlKafka: String?
+    /// librdkafka properties of every Kafka client georep makes (top-level `kafka_properties`),
+    /// such as `security.protocol` and the SASL and TLS settings.
+    public var kafkaProperties: [String: String] = [:]
 
     /// Makes a configuration; `GeorepConfig.parse(yaml:)` builds and validates one from a file.
     public init(
@@ -139,6 +146,14 @@ public struct GeorepConfig: Sendable, Hashable {
     /// The region with id `id`, if declared.
     public func region(id: String) -> RegionConfig? {
         regions.first { $0.id == id }
+    }
+
+    /// The librdkafka properties of the clients of the cluster at `bootstrapServers`: the
+    /// top-level ones, with those of the regions on that cluster over them.
+    public func kafkaProperties(for bootstrapServers: String) -> [String: String] {
+        regions.filter { $0.kafka == bootstrapServers }.reduce(kafkaProperties) { properties, region in
+            properties.merging(region.kafkaProperties) { _, regional in regional }
+        }
     }
 }
 

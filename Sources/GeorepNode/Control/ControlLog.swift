@@ -1,7 +1,7 @@
 import Foundation
 import GeorepEngine
 public import GeorepKafka
-import GeorepModel
+public import GeorepModel
 public import Logging
 
 /// Reads and writes the control topic `georep.control` (one partition, keyed by region id).
@@ -14,10 +14,11 @@ public struct ControlLog: Sendable {
     let logger: Logger
     let properties: [String: String]
 
-    /// A control log on `cluster`.
-    public init(cluster: String, properties: [String: String] = [:], logger: Logger) {
-        self.cluster = cluster
-        self.properties = properties
+    /// The control log of `config` (on its control cluster, with that cluster's
+    /// `kafka_properties` and `extra` over them).
+    public init(config: GeorepConfig, extra: [String: String] = [:], logger: Logger) {
+        self.cluster = config.controlCluster
+        self.properties = config.kafkaProperties(for: config.controlCluster).merging(extra) { _, given in given }
         self.logger = logger
     }
 

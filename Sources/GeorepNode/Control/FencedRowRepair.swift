@@ -65,9 +65,8 @@ struct FencedRowRepair {
 
     /// Reads the partitions from the given offsets up to their end offsets now.
     private func read(cluster: String, from starts: [TopicPartition: Int64], _ body: (KafkaMessage) -> Void) async throws {
-        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: "georep.repair.\(region)")
-        configuration.clientID = "georep-repair-\(region)"
-        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        let consumer = try KafkaConsumer(
+            configuration: config.consumerConfiguration(cluster, groupID: "georep.repair.\(region)", clientID: "georep-repair-\(region)"), logger: logger)
         do {
             let ends = try await consumer.endOffsets(of: Array(starts.keys), timeout: .seconds(10))
             var pending = starts.filter { $0.value < ends[$0.key] ?? 0 }

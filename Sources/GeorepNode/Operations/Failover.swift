@@ -96,7 +96,7 @@ public struct Failover: Sendable {
     ///
     /// - Throws: ``FailoverError`` naming why nothing was promoted.
     public func run() async throws(FailoverError) -> Outcome {
-        let control = ControlLog(cluster: config.controlCluster, logger: logger)
+        let control = ControlLog(config: config, logger: logger)
         let writer: ControlWriter
         do {
             writer = try ControlWriter(log: control)
@@ -269,9 +269,8 @@ public struct Failover: Sendable {
     private func endOffsets(of region: RegionConfig, settle: Bool) async throws(FailoverError) -> [Int32: Int64] {
         let partitions = Topics.partitions(of: Topics.changes(region.id), in: config)
         do {
-            var configuration = KafkaConsumerConfiguration(bootstrapServers: region.kafka, groupID: "georep.failover")
-            configuration.clientID = "georep-failover"
-            let probe = try KafkaConsumer(configuration: configuration, logger: logger)
+            let probe = try KafkaConsumer(
+                configuration: config.consumerConfiguration(region.kafka, groupID: "georep.failover", clientID: "georep-failover"), logger: logger)
             defer { Task { await probe.close() } }
             var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
             while settle {

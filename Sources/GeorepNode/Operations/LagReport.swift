@@ -76,9 +76,8 @@ public struct LagReport: Sendable, Codable {
         for (cluster, sources) in clusters.sorted(by: { $0.key < $1.key }) {
             let topicPartitions = sources.flatMap { source in partitions.map { TopicPartition(topic: Topics.changes(source.id), partition: $0) } }
             do {
-                var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: "georep.lag-report")
-                configuration.clientID = "georep-lag"
-                let probe = try KafkaConsumer(configuration: configuration, logger: logger)
+                let probe = try KafkaConsumer(
+                    configuration: config.consumerConfiguration(cluster, groupID: "georep.lag-report", clientID: "georep-lag"), logger: logger)
                 defer { Task { await probe.close() } }
                 ends.merge(try await probe.endOffsets(of: topicPartitions, timeout: .seconds(5))) { $1 }
             } catch {
@@ -86,9 +85,8 @@ public struct LagReport: Sendable, Codable {
             }
             for target in config.regions {
                 do {
-                    var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: Topics.applyGroup(target.id))
-                    configuration.clientID = "georep-lag"
-                    let group = try KafkaConsumer(configuration: configuration, logger: logger)
+                    let group = try KafkaConsumer(
+                        configuration: config.consumerConfiguration(cluster, groupID: Topics.applyGroup(target.id), clientID: "georep-lag"), logger: logger)
                     defer { Task { await group.close() } }
                     let offsets = try await group.committedOffsets(for: topicPartitions, timeout: .seconds(5))
                     committed[target.id, default: [:]].merge(offsets.compactMapValues { $0.isConcrete ? $0.rawValue : nil }) { $1 }
