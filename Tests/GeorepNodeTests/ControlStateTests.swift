@@ -43,6 +43,37 @@ import Testing
         #expect(state.fences == [fence])
     }
 
+    @Test func twoFailoversAtOnceLeaveOnePrimaryWhateverTheInterleaving() {
+        // Both read epoch 1 with us-east-1 primary and write epoch 2: one promotes eu-west-1, the other ap-southeast-1.
+        func batch(promoting target: String) -> [RegionControlRecord] {
+            let fence = FencePoint(epoch: 2, region: "us-east-1", newPrimary: target, offsets: [0: 3, 1: 4])
+            return Self.config.regions.filter { $0.id != target }.map {
+                RegionControlRecord(region: $0, isPrimary: false, isAcceptingWrites: false, epoch: 2)
+            } + [RegionControlRecord(region: region(target), isPrimary: true, isAcceptingWrites: true, epoch: 2, fence: fence)]
+        }
+        let first = batch(promoting: "eu-west-1")
+        let second = batch(promoting: "ap-southeast-1")
+        // The first batch whole before the second, the second before the first, and record by record.
+        let interleavings = [first + second, second + first, zip(first, second).flatMap { [$0, $1] }, zip(second, first).flatMap { [$0, $1] }]
+        for log in interleavings {
+            var state = ControlState()
+            state.take(RegionControlRecord(region: region("us-east-1"), isPrimary: true, isAcceptingWrites: true, epoch: 1))
+            for record in log { state.take(record) }
+            let winner = log.first { $0.isPrimary }!.region
+            #expect(state.primary == winner)
+            #expect(state.promotions[2] == winner)
+            let accepting = Self.config.regions.map(\.id).filter { state.role(of: $0, config: Self.config).acceptsWrites }
+            #expect(accepting == [winner], "\(log.map { "\($0.region):\($0.isPrimary)" })")
+            #expect(state.fences.map(\.newPrimary) == [winner])
+        }
+        // A record older than a region's latest changes nothing.
+        var state = ControlState()
+        for record in first { state.take(record) }
+        state.take(RegionControlRecord(region: region("us-east-1"), isPrimary: true, isAcceptingWrites: true, epoch: 1))
+        #expect(state.role(of: "us-east-1", config: Self.config).acceptsWrites == false)
+        #expect(state.primary == "eu-west-1")
+    }
+
     @Test func recordsRoundTripThroughJSON() throws {
         let fence = FencePoint(epoch: 3, region: "eu-west-1", newPrimary: "ap-southeast-1", offsets: [0: 5, 1: 0])
         let record = RegionControlRecord(region: region("ap-southeast-1"), isPrimary: true, isAcceptingWrites: true, epoch: 3, fence: fence)

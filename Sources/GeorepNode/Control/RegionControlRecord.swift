@@ -87,12 +87,26 @@ public struct ControlState: Sendable, Hashable {
     public var latest: [String: RegionControlRecord] = [:]
     /// Every fence point of the log, oldest first.
     public var fences: [FencePoint] = []
+    /// The region first promoted at each epoch: the epoch belongs to that promotion.
+    public private(set) var promotions: [UInt64: String] = [:]
 
     /// An empty state (no record yet: the configuration decides).
     public init() {}
 
     /// Takes a record read from the log, in log order.
+    ///
+    /// Every reader sees the log in the same order, so they all agree on these rules: a record
+    /// older than the region's latest is ignored, and an epoch belongs to the first region
+    /// promoted at it. Two failovers run at once both write the same next epoch; the records of
+    /// the one whose promotion comes second, where they contradict the first (its own target as
+    /// primary, the first's target as not primary), are ignored, so one primary results.
     public mutating func take(_ record: RegionControlRecord) {
+        if let current = latest[record.region], record.epoch < current.epoch { return }
+        if let owner = promotions[record.epoch] {
+            guard record.isPrimary == (record.region == owner) else { return }
+        } else if record.isPrimary {
+            promotions[record.epoch] = record.region
+        }
         latest[record.region] = record
         if let fence = record.fencePoint, !fences.contains(fence) { fences.append(fence) }
     }

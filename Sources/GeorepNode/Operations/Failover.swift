@@ -220,6 +220,16 @@ public struct Failover: Sendable {
         }
         records.append(RegionControlRecord(region: target, isPrimary: true, isAcceptingWrites: true, epoch: newEpoch, fence: fence))
         try await publish(writer, records)
+        // Another failover may have promoted a region at the same epoch first (ControlState.take).
+        let after: ControlState
+        do {
+            after = try await control.read(timeout: .seconds(10))
+        } catch {
+            throw .unavailable("cannot read back \(Topics.control) on \(control.cluster): \(error)")
+        }
+        if let owner = after.promotions[newEpoch], owner != target.id {
+            throw .unavailable("another failover promoted \(owner) at epoch \(newEpoch) first; \(target.id) was not promoted")
+        }
         step("write promotion and fence (epoch \(newEpoch))")
         let confirmed = await waitFor(target, timeout: options.confirmTimeout) {
             $0["accepting_writes"] == .bool(true) && $0["epoch"]?.intValue == Int64(newEpoch)
