@@ -9,7 +9,7 @@ extension GeorepConfig {
     ) -> KafkaConsumerConfiguration {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: groupID)
         configuration.clientID = clientID
-        configuration.properties = kafkaProperties(for: bootstrapServers).merging(extra) { _, given in given }
+        configuration.properties = kafkaProperties(for: bootstrapServers, extra: extra)
         return configuration
     }
 
@@ -18,7 +18,7 @@ extension GeorepConfig {
     public func producerConfiguration(_ bootstrapServers: String, clientID: String, extra: [String: String] = [:]) -> KafkaProducerConfiguration {
         var configuration = KafkaProducerConfiguration(bootstrapServers: bootstrapServers)
         configuration.clientID = clientID
-        configuration.properties = kafkaProperties(for: bootstrapServers).merging(extra) { _, given in given }
+        configuration.properties = kafkaProperties(for: bootstrapServers, extra: extra)
         return configuration
     }
 }

@@ -149,11 +149,11 @@ public struct GeorepConfig: Sendable, Hashable {
     }
 
     /// The librdkafka properties of the clients of the cluster at `bootstrapServers`: the
-    /// top-level ones, with those of the regions on that cluster over them.
-    public func kafkaProperties(for bootstrapServers: String) -> [String: String] {
-        regions.filter { $0.kafka == bootstrapServers }.reduce(kafkaProperties) { properties, region in
-            properties.merging(region.kafkaProperties) { _, regional in regional }
-        }
+    /// top-level ones, with those of the regions on that cluster over them, and `extra` (the
+    /// caller's own) over all.
+    public func kafkaProperties(for bootstrapServers: String, extra: [String: String] = [:]) -> [String: String] {
+        let layers = [kafkaProperties] + regions.filter { $0.kafka == bootstrapServers }.map(\.kafkaProperties) + [extra]
+        return layers.reduce(into: [:]) { properties, layer in properties.merge(layer) { _, over in over } }
     }
 }
 

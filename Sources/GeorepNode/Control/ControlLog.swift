@@ -18,7 +18,7 @@ public struct ControlLog: Sendable {
     /// `kafka_properties` and `extra` over them).
     public init(config: GeorepConfig, extra: [String: String] = [:], logger: Logger) {
         self.cluster = config.controlCluster
-        self.properties = config.kafkaProperties(for: config.controlCluster).merging(extra) { _, given in given }
+        self.properties = config.kafkaProperties(for: config.controlCluster, extra: extra)
         self.logger = logger
     }
 
