@@ -10,23 +10,23 @@ public struct ControlLog: Sendable {
     public static let partition = TopicPartition(topic: Topics.control, partition: 0)
 
     /// The bootstrap servers of the cluster holding the topic.
-    public let cluster: String
+    public var cluster: String { config.controlCluster }
+    let config: GeorepConfig
+    /// Properties of its clients over the cluster's `kafka_properties`.
+    let extra: [String: String]
     let logger: Logger
-    let properties: [String: String]
 
     /// The control log of `config` (on its control cluster, with that cluster's
     /// `kafka_properties` and `extra` over them).
     public init(config: GeorepConfig, extra: [String: String] = [:], logger: Logger) {
-        self.cluster = config.controlCluster
-        self.properties = config.kafkaProperties(for: config.controlCluster, extra: extra)
+        self.config = config
+        self.extra = extra
         self.logger = logger
     }
 
     /// A consumer assigned to the control topic from its beginning.
     func makeConsumer(clientID: String) async throws(KafkaError) -> KafkaConsumer {
-        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: "georep.control.\(clientID)")
-        configuration.clientID = clientID
-        configuration.properties = properties
+        let configuration = config.consumerConfiguration(cluster, groupID: "georep.control.\(clientID)", clientID: clientID, extra: extra)
         let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         do {
             try await consumer.assign([TopicPartitionOffset(Self.partition, offset: .beginning)])
@@ -79,12 +79,10 @@ public final class ControlWriter: Sendable {
 
     /// A writer to `log`'s cluster; ``close()`` it after the last append.
     public init(log: ControlLog) throws(KafkaError) {
-        var configuration = KafkaProducerConfiguration(bootstrapServers: log.cluster)
-        configuration.clientID = "georep-control-writer"
+        var configuration = log.config.producerConfiguration(log.cluster, clientID: "georep-control-writer", extra: log.extra)
         // A duplicated RegionConfig record changes nothing; without idempotence the first send
         // does not wait for a producer id.
         configuration.isIdempotent = false
-        configuration.properties = log.properties
         producer = try KafkaProducer(configuration: configuration, logger: log.logger)
     }
 
