@@ -29,6 +29,13 @@ struct KafkaBench: AsyncParsableCommand {
     @Option(help: "Rounds; each direction reports the median.")
     var rounds: Int = 3
 
+    @Option(help: "Measure only this direction (produce or consume).")
+    var only: Direction?
+
+    enum Direction: String, ExpressibleByArgument, CaseIterable {
+        case produce, consume
+    }
+
     @Option(help: "The kcat executable.")
     var kcat: String = "kcat"
 
@@ -67,7 +74,8 @@ struct KafkaBench: AsyncParsableCommand {
             // Each side goes first in every other round: the development broker keeps every
             // topic in memory, so whoever produces second writes into a fuller process.
             let kcatFirst = round % 2 == 1
-            if !kcatFirst {
+            let measuresGeorepProduce = only != .consume
+            if !kcatFirst, measuresGeorepProduce {
                 try await steps.measure("georep produce") {
                     try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
                 }
@@ -79,12 +87,13 @@ struct KafkaBench: AsyncParsableCommand {
                     "-X", "queue.buffering.max.kbytes=\(queueKilobytes)", "-X", "queue.buffering.max.messages=\(queueMessages)",
                 ])
             }
-            if kcatFirst {
+            if kcatFirst, measuresGeorepProduce {
                 try await steps.measure("georep produce") {
                     try await produce(broker: broker, topic: swiftTopic, value: Data(value.utf8), logger: logger)
                 }
             }
-            try await checkHeld(broker: broker, topics: [kcatTopic, swiftTopic], logger: logger)
+            try await checkHeld(broker: broker, topics: measuresGeorepProduce ? [kcatTopic, swiftTopic] : [kcatTopic], logger: logger)
+            if only == .produce { continue }
             // Consume: the same topic (written by kcat), kcat to /dev/null, then the wrapper.
             try await steps.measure("kcat consume") {
                 try runProcess(kcat, [
@@ -102,7 +111,8 @@ struct KafkaBench: AsyncParsableCommand {
         // wrapper measured seconds apart) is the steadier comparison. CPU seconds count this
         // process (the development broker, and the wrapper) and kcat's process.
         print("direction   kcat rec/s   georep rec/s   georep/kcat   per-round georep/kcat: median (lowest-highest)   CPU s: kcat  georep")
-        for direction in ["produce", "consume"] {
+        for direction in Direction.allCases where only == nil || only == direction {
+            let direction = direction.rawValue
             let kcatSeconds = steps.seconds["kcat \(direction)"]!
             let swiftSeconds = steps.seconds["georep \(direction)"]!
             let kcatRate = Double(records) / median(kcatSeconds)
