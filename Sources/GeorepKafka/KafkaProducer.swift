@@ -47,6 +47,11 @@ public final class KafkaProducer: Sendable {
     private let isClosed = Atomic<Bool>(false)
     private let onDeliveryReports: DeliveryReportHandler?
     private let logger: Logger
+    /// Producers waiting for queue space are woken once fewer records than this are queued
+    /// or in flight (or at once when the bound is in bytes): woken at every delivery
+    /// report, a producer of small records would wake, queue a handful and wait again
+    /// thousands of times per million records.
+    private let resumeBelow: Int
 
     /// Creates a producer and connects it to the cluster.
     ///
@@ -58,6 +63,7 @@ public final class KafkaProducer: Sendable {
     ) throws(KafkaError) {
         self.logger = logger
         self.onDeliveryReports = onDeliveryReports
+        resumeBelow = max(1, configuration.effectiveMaxQueuedMessages * 3 / 4)
         client = try RDKafkaClient(
             type: RD_KAFKA_PRODUCER,
             properties: configuration.librdkafkaProperties,
@@ -103,14 +109,15 @@ public final class KafkaProducer: Sendable {
     /// call per record: it suspends only while librdkafka's local queue is full. The bulk path
     /// of loaders and benchmarks.
     ///
+    /// Inlinable, so that it is specialized for the caller's sequence: unspecialized, each
+    /// record cost several look-ups of generic metadata, more than queueing it.
+    ///
     /// - Throws: when a record could not be queued; the records before it are queued.
+    @inlinable
     public func enqueue(contentsOf records: some Sequence<KafkaRecord>) async throws(KafkaError) {
         var current: (topic: String, handle: OpaquePointer)?
         for record in records {
-            if current?.topic != record.topic {
-                guard let handle = topicHandle(record.topic) else { throw cannotProduce(record, rd_kafka_last_error()) }
-                current = (record.topic, handle)
-            }
+            if current?.topic != record.topic { current = (record.topic, try handle(for: record)) }
             if try !queue(record, id: 0, topic: current!.handle) {
                 try await queueWhenSpaceFrees(record, id: 0, topic: current!.handle)
             }
@@ -187,12 +194,20 @@ public final class KafkaProducer: Sendable {
 
     /// Hands `record` to librdkafka, waiting for queue space when the local queue is full.
     private func produce(_ record: KafkaRecord, id: UInt) async throws(KafkaError) {
-        guard let topic = topicHandle(record.topic) else { throw cannotProduce(record, rd_kafka_last_error()) }
+        let topic = try handle(for: record)
         if try !queue(record, id: id, topic: topic) { try await queueWhenSpaceFrees(record, id: id, topic: topic) }
     }
 
+    /// The handle of `record`'s topic.
+    @usableFromInline
+    func handle(for record: KafkaRecord) throws(KafkaError) -> OpaquePointer {
+        guard let topic = topicHandle(record.topic) else { throw cannotProduce(record, rd_kafka_last_error()) }
+        return topic
+    }
+
     /// Hands `record` to librdkafka once its full local queue has room.
-    private func queueWhenSpaceFrees(_ record: KafkaRecord, id: UInt, topic: OpaquePointer) async throws(KafkaError) {
+    @usableFromInline
+    func queueWhenSpaceFrees(_ record: KafkaRecord, id: UInt, topic: OpaquePointer) async throws(KafkaError) {
         while true {
             let generation = reportGeneration.load(ordering: .acquiring)
             if try queue(record, id: id, topic: topic) { return }
@@ -201,7 +216,8 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Hands `record` to librdkafka now; false when its local queue is full.
-    private func queue(_ record: KafkaRecord, id: UInt, topic: OpaquePointer) throws(KafkaError) -> Bool {
+    @usableFromInline
+    func queue(_ record: KafkaRecord, id: UInt, topic: OpaquePointer) throws(KafkaError) -> Bool {
         if isClosed.load(ordering: .acquiring) { throw KafkaError(code: .state, message: "producer is closed") }
         let err = produceOnce(record, id: id, topic: topic)
         if err == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
@@ -317,7 +333,8 @@ public final class KafkaProducer: Sendable {
     /// (a batch of delivery reports frees its records' space only then): woken earlier, a
     /// producer could find the queue still full and wait for reports that no longer come.
     private func resumeSpaceWaiters() {
-        let waiters = state.withLock { state in
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            if !state.spaceWaiters.isEmpty, inFlightCount >= resumeBelow { return [] }
             reportGeneration.add(1, ordering: .releasing)
             defer { state.spaceWaiters.removeAll() }
             return state.spaceWaiters

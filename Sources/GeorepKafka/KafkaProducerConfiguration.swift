@@ -30,6 +30,12 @@ public struct KafkaProducerConfiguration: Sendable {
         self.bootstrapServers = bootstrapServers
     }
 
+    /// The local queue bound in records librdkafka applies: ``maxQueuedMessages`` unless
+    /// ``properties`` sets it.
+    var effectiveMaxQueuedMessages: Int {
+        properties["queue.buffering.max.messages"].flatMap { Int($0) } ?? maxQueuedMessages
+    }
+
     /// The librdkafka properties these settings stand for, in a stable order.
     var librdkafkaProperties: [(String, String)] {
         var result: [(String, String)] = [

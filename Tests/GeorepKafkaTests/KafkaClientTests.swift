@@ -86,6 +86,25 @@ struct KafkaClientTests {
         }
     }
 
+    @Test("many sends at once through a local queue of 4 records all complete, each offset once", .timeLimit(.minutes(1)))
+    func sendsWaitingForQueueSpace() async throws {
+        try await withBroker(topics: ["narrow": 2]) { broker in
+            var configuration = producerConfiguration(broker)
+            configuration.maxQueuedMessages = 4  // most of the 400 sends wait for space
+            let producer = try KafkaProducer(configuration: configuration, logger: testLogger("producer"))
+            let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
+                for i in 0..<400 {
+                    group.addTask { try await producer.send(KafkaRecord(topic: "narrow", key: "k\(i)", value: Data("v\(i)".utf8))) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            await producer.close()
+            #expect(reports.count == 400)
+            #expect(reports.allSatisfy { $0.error == nil })
+            #expect(Set(reports.map { "\($0.partition)/\($0.offset)" }).count == 400)
+        }
+    }
+
     @Test("send awaits the delivery report, whose offset is the consumed offset")
     func sendReportsOffsets() async throws {
         try await withBroker(topics: ["acks": 3]) { broker in
