@@ -342,6 +342,19 @@ public final class KafkaConsumer: Sendable {
 
     // MARK: - Closing
 
+    /// Runs `body` with this consumer, then closes it, whether `body` returned or threw: the
+    /// way to use a consumer for one short task (reading offsets, reading a topic to its end).
+    public func closing<T, E: Error>(after body: (KafkaConsumer) async throws(E) -> T) async throws(E) -> T {
+        let result: Result<T, E>
+        do throws(E) {
+            result = .success(try await body(self))
+        } catch {
+            result = .failure(error)
+        }
+        await close()
+        return try result.get()
+    }
+
     /// Leaves the group (running the revoke hook), stops fetching and destroys the handle.
     /// Waits for a poll in progress to return first.
     ///

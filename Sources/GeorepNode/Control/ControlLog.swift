@@ -42,21 +42,22 @@ public struct ControlLog: Sendable {
     /// - Throws: `KafkaError` when the cluster does not answer within `timeout`.
     public func read(timeout: Duration = .seconds(10)) async throws(KafkaError) -> ControlState {
         let consumer = try await makeConsumer(clientID: "georep-control-read-\(ProcessInfo.processInfo.processIdentifier)")
-        defer { Task { await consumer.close() } }
-        let end = try await consumer.endOffsets(of: [Self.partition], timeout: timeout)[Self.partition] ?? 0
-        var state = ControlState()
-        var next: Int64 = 0
-        let deadline = ContinuousClock.now + timeout
-        while next < end {
-            guard ContinuousClock.now < deadline else {
-                throw KafkaError(code: .timedOut, message: "read \(next) of \(end) records of \(Topics.control) within \(timeout)")
+        return try await consumer.closing { consumer throws(KafkaError) in
+            let end = try await consumer.endOffsets(of: [Self.partition], timeout: timeout)[Self.partition] ?? 0
+            var state = ControlState()
+            var next: Int64 = 0
+            let deadline = ContinuousClock.now + timeout
+            while next < end {
+                guard ContinuousClock.now < deadline else {
+                    throw KafkaError(code: .timedOut, message: "read \(next) of \(end) records of \(Topics.control) within \(timeout)")
+                }
+                for message in try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200)) where !message.isPartitionEOF {
+                    next = max(next, message.offset + 1)
+                    if let value = message.value, let record = RegionControlRecord.decode(value) { state.take(record) }
+                }
             }
-            for message in try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200)) where !message.isPartitionEOF {
-                next = max(next, message.offset + 1)
-                if let value = message.value, let record = RegionControlRecord.decode(value) { state.take(record) }
-            }
+            return state
         }
-        return state
     }
 
     /// Appends `records` in order, each acknowledged by Kafka.

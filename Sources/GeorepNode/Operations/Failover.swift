@@ -281,13 +281,15 @@ public struct Failover: Sendable {
         do {
             let probe = try KafkaConsumer(
                 configuration: config.consumerConfiguration(region.kafka, groupID: "georep.failover", clientID: "georep-failover"), logger: logger)
-            defer { Task { await probe.close() } }
-            var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
-            while settle {
-                try? await Task.sleep(for: .milliseconds(100))
-                let again = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
-                if again == ends { break }
-                ends = again
+            let ends = try await probe.closing { probe throws(KafkaError) in
+                var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
+                while settle {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    let again = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
+                    if again == ends { break }
+                    ends = again
+                }
+                return ends
             }
             return Dictionary(uniqueKeysWithValues: ends.map { ($0.key.partition, $0.value) })
         } catch {

@@ -78,8 +78,7 @@ public struct LagReport: Sendable, Codable {
             do {
                 let probe = try KafkaConsumer(
                     configuration: config.consumerConfiguration(cluster, groupID: "georep.lag-report", clientID: "georep-lag"), logger: logger)
-                defer { Task { await probe.close() } }
-                ends.merge(try await probe.endOffsets(of: topicPartitions, timeout: .seconds(5))) { $1 }
+                ends.merge(try await probe.closing { try await $0.endOffsets(of: topicPartitions, timeout: .seconds(5)) }) { $1 }
             } catch {
                 problems.append("cluster \(cluster): cannot read end offsets: \(error)")
             }
@@ -87,8 +86,7 @@ public struct LagReport: Sendable, Codable {
                 do {
                     let group = try KafkaConsumer(
                         configuration: config.consumerConfiguration(cluster, groupID: Topics.applyGroup(target.id), clientID: "georep-lag"), logger: logger)
-                    defer { Task { await group.close() } }
-                    let offsets = try await group.committedOffsets(for: topicPartitions, timeout: .seconds(5))
+                    let offsets = try await group.closing { try await $0.committedOffsets(for: topicPartitions, timeout: .seconds(5)) }
                     committed[target.id, default: [:]].merge(offsets.compactMapValues { $0.isConcrete ? $0.rawValue : nil }) { $1 }
                 } catch {
                     problems.append("cluster \(cluster): cannot read the offsets of group \(Topics.applyGroup(target.id)): \(error)")
