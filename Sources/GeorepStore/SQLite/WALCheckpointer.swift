@@ -17,6 +17,8 @@ import Synchronization
 final class WALCheckpointer: Sendable {
     /// How often the background connection checkpoints.
     static let interval = 0.1
+    /// Busy checkpoints in a row (one every ``interval``) before each warning.
+    static let busyTriesBeforeWarning = 50
 
     private let connection: DatabaseQueue
     private let writer: DatabasePool
@@ -42,6 +44,9 @@ final class WALCheckpointer: Sendable {
 
     private func run() {
         defer { finished.signal() }
+        // A checkpoint finds the database busy now and then (another connection holds a lock
+        // it needs for a moment); only one that stays busy for a while is worth a warning.
+        var busyInARow = 0
         while !isStopping.load(ordering: .relaxed) {
             _ = wake.wait(timeout: .now() + Self.interval)
             guard !isStopping.load(ordering: .relaxed) else { return }
@@ -49,6 +54,13 @@ final class WALCheckpointer: Sendable {
                 let walPages = try connection.writeWithoutTransaction { db in try db.checkpoint(.passive).walFrameCount }
                 if walPages >= restartPages {
                     try writer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+                }
+                busyInARow = 0
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                busyInARow += 1
+                if busyInARow.isMultiple(of: Self.busyTriesBeforeWarning) {
+                    logger.warning("WAL checkpoint found the database busy \(busyInARow) times in a row; the WAL grows until one succeeds",
+                                   metadata: ["error": "\(error)"])
                 }
             } catch {
                 logger.warning("WAL checkpoint failed; the next one tries again", metadata: ["error": "\(error)"])
