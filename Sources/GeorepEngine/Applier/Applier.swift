@@ -283,15 +283,23 @@ public final class Applier: Sendable {
         }
     }
 
-    /// Decodes a polled batch and advances the node's clock with its events.
+    /// Decodes a polled batch and advances the node's clock with its events. Events the node's
+    /// writer applied already are not decoded: only their positions are stored.
     private func decode(_ messages: [KafkaMessage]) -> DecodedBatch {
         let wallClock = HybridLogicalClock.systemWallClock()
         var batch = DecodedBatch()
+        let appliedByWriter = settings.localApplyLedger.map { ledger in
+            ledger.takeAppliedByWriter(messages.compactMap { $0.isPartitionEOF ? nil : $0.sourcePosition })
+        } ?? []
         batch.events.reserveCapacity(messages.count)
         batch.messages.reserveCapacity(messages.count)
         var topics = TopicRegions()
         for message in messages where !message.isPartitionEOF {
             let position = message.sourcePosition
+            if appliedByWriter.contains(position) {
+                batch.alreadyApplied.append(position)
+                continue
+            }
             switch decoder.decode(message, wallClockMillis: wallClock, topics: &topics) {
             case let .success(event):
                 batch.events.append(SourcedEvent(event, source: position, isValidated: true))
@@ -299,16 +307,6 @@ public final class Applier: Sendable {
                 batch.highestHLC = max(batch.highestHLC, event.hlc)
             case let .failure(record):
                 batch.refused.append(record)
-            }
-        }
-        if let localApplyLedger = settings.localApplyLedger {
-            let positions = batch.events.compactMap(\.source)
-            let taken = localApplyLedger.takeAppliedByWriter(positions)
-            if !taken.isEmpty {
-                let kept = batch.events.indices.filter { !taken.contains(positions[$0]) }
-                batch.alreadyApplied = positions.filter(taken.contains)
-                batch.events = kept.map { batch.events[$0] }
-                batch.messages = kept.map { batch.messages[$0] }
             }
         }
         return batch
