@@ -88,6 +88,7 @@ struct LagBench: AsyncParsableCommand {
         let partitions = partitions
         let pacing = Pacing(rate: rate, duration: duration, keys: keys, maxInFlight: maxInFlight)
         let watch = Task { await Self.watchApplies(nodes, partitions: partitions) }
+        let cpuBefore = cpuSeconds()
         let drives = try await withThrowingTaskGroup(of: (Int, Drive).self) { group in
             for (index, node) in nodes.enumerated() {
                 group.addTask { (index, await Self.drive(node, regionIndex: index, pacing: pacing)) }
@@ -105,6 +106,7 @@ struct LagBench: AsyncParsableCommand {
                 ends[partition] = max(ends[partition] ?? 0, event.offset + 1)
             }
         }
+        let cpuWriting = cpuSeconds() - cpuBefore
         var behind: [String] = []
         for node in nodes {
             for (partition, end) in ends {
@@ -139,6 +141,10 @@ struct LagBench: AsyncParsableCommand {
         let slowest = drives.map(\.seconds).max() ?? 1
         print(String(format: "all regions      %9d  %6d  %17.0f   (target %d)", written, drives.map(\.failures).reduce(0, +),
                      Double(written) / slowest, rate * nodes.count))
+        // The whole process (nodes, development broker, load): the cost of a write, and how
+        // many of the cores the run took (near their number, the nodes cannot keep up).
+        print(String(format: "CPU while writing: %.1f s over %.1f s (%.2f cores), %.0f µs per write",
+                     cpuWriting, slowest, cpuWriting / slowest, cpuWriting * 1e6 / Double(max(1, written))))
 
         var lags: [Double] = []
         lags.reserveCapacity(written * (nodes.count - 1))
