@@ -41,23 +41,13 @@ public struct ControlLog: Sendable {
     ///
     /// - Throws: `KafkaError` when the cluster does not answer within `timeout`.
     public func read(timeout: Duration = .seconds(10)) async throws(KafkaError) -> ControlState {
-        let consumer = try await makeConsumer(clientID: "georep-control-read-\(ProcessInfo.processInfo.processIdentifier)")
-        return try await consumer.closing { consumer throws(KafkaError) in
-            let end = try await consumer.endOffsets(of: [Self.partition], timeout: timeout)[Self.partition] ?? 0
-            var state = ControlState()
-            var next: Int64 = 0
-            let deadline = ContinuousClock.now + timeout
-            while next < end {
-                guard ContinuousClock.now < deadline else {
-                    throw KafkaError(code: .timedOut, message: "read \(next) of \(end) records of \(Topics.control) within \(timeout)")
-                }
-                for message in try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200)) where !message.isPartitionEOF {
-                    next = max(next, message.offset + 1)
-                    if let value = message.value, let record = RegionControlRecord.decode(value) { state.take(record) }
-                }
-            }
-            return state
-        }
+        var cursor = try await openCursor()
+        return try await cursor.consumer.closing { _ throws(KafkaError) in try await cursor.read(timeout: timeout) }
+    }
+
+    /// A cursor at the beginning of the log, for reading it several times with one consumer.
+    public func openCursor() async throws(KafkaError) -> ControlCursor {
+        ControlCursor(consumer: try await makeConsumer(clientID: "georep-control-read-\(ProcessInfo.processInfo.processIdentifier)"))
     }
 
     /// Appends `records` in order, each acknowledged by Kafka.
@@ -70,6 +60,45 @@ public struct ControlLog: Sendable {
             throw error
         }
         await writer.close()
+    }
+}
+
+/// Reads `georep.control` several times through one consumer: each read fetches only what was
+/// appended since the last (a new consumer first connects and looks the topic up, a few round
+/// trips to the control cluster). ``close()`` it after the last read.
+public struct ControlCursor: Sendable {
+    let consumer: KafkaConsumer
+    /// The state of the log up to ``next``.
+    private var state = ControlState()
+    /// The offset of the first record not read yet.
+    private var next: Int64 = 0
+
+    init(consumer: KafkaConsumer) {
+        self.consumer = consumer
+    }
+
+    /// Reads the records appended since the last read, up to the log's end now, and returns the
+    /// state of the whole log.
+    ///
+    /// - Throws: `KafkaError` when the cluster does not answer within `timeout`.
+    public mutating func read(timeout: Duration = .seconds(10)) async throws(KafkaError) -> ControlState {
+        let end = try await consumer.endOffsets(of: [ControlLog.partition], timeout: timeout)[ControlLog.partition] ?? 0
+        let deadline = ContinuousClock.now + timeout
+        while next < end {
+            guard ContinuousClock.now < deadline else {
+                throw KafkaError(code: .timedOut, message: "read \(next) of \(end) records of \(Topics.control) within \(timeout)")
+            }
+            for message in try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200)) where !message.isPartitionEOF {
+                next = max(next, message.offset + 1)
+                if let value = message.value, let record = RegionControlRecord.decode(value) { state.take(record) }
+            }
+        }
+        return state
+    }
+
+    /// Closes the consumer.
+    public func close() async {
+        await consumer.close()
     }
 }
 

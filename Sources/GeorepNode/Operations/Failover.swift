@@ -3,6 +3,7 @@ public import GeorepEngine
 import GeorepKafka
 public import GeorepModel
 public import Logging
+import Synchronization
 
 /// Promotes a region to primary (SPEC §5, `georep failover`).
 ///
@@ -103,17 +104,30 @@ public struct Failover: Sendable {
         } catch {
             throw .unavailable("cannot write to \(Topics.control) on \(control.cluster): \(error)")
         }
+        // Kept for the read after the promotion, which then only fetches what was appended.
+        var cursor: ControlCursor
+        do {
+            cursor = try await control.openCursor()
+        } catch {
+            await writer.close()
+            throw .unavailable("cannot read \(Topics.control) on \(control.cluster): \(error)")
+        }
+        let probes = EndOffsetProbes(config: config, logger: logger)
         let result: Result<Outcome, FailoverError>
         do {
-            result = .success(try await run(control: control, writer: writer))
+            result = .success(try await run(control: control, cursor: &cursor, writer: writer, probes: probes))
         } catch {
             result = .failure(error)
         }
+        await probes.close()
+        await cursor.close()
         await writer.close()
         return try result.get()
     }
 
-    private func run(control: ControlLog, writer: ControlWriter) async throws(FailoverError) -> Outcome {
+    private func run(
+        control: ControlLog, cursor: inout ControlCursor, writer: ControlWriter, probes: EndOffsetProbes
+    ) async throws(FailoverError) -> Outcome {
         let start = ContinuousClock.now
         var steps: [(String, Duration)] = []
         var stepStart = start
@@ -132,7 +146,7 @@ public struct Failover: Sendable {
         guard options.maxDataLossMillis >= 0 else { throw .invalid("--max-data-loss-ms must not be negative") }
         let state: ControlState
         do {
-            state = try await control.read(timeout: .seconds(10))
+            state = try await cursor.read(timeout: .seconds(10))
         } catch {
             throw .unavailable("cannot read \(Topics.control) on \(control.cluster): \(error)")
         }
@@ -144,8 +158,10 @@ public struct Failover: Sendable {
         guard await status(of: target) != nil else {
             throw .unavailable("the target \(target.id) does not answer at http://\(target.http); a failover needs its node running")
         }
-        // Restating the primary's record changes nothing and connects the writer before writes stop.
+        // Restating the primary's record changes nothing and connects the writer before writes
+        // stop; so does a first read of the end offsets for the fence point (at most a second).
         try await publish(writer, [state.latest[oldID] ?? RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: true, epoch: epoch)])
+        _ = try? await probes.consumer(for: old.kafka).endOffsets(of: changePartitions(of: old), timeout: .seconds(1))
         step("read \(Topics.control): primary \(oldID), epoch \(epoch)")
         let writesStop = ContinuousClock.now
 
@@ -166,7 +182,7 @@ public struct Failover: Sendable {
 
         let fenceOffsets: [Int32: Int64]
         do {
-            fenceOffsets = try await endOffsets(of: old, settle: isPlanned)
+            fenceOffsets = try await endOffsets(of: old, settle: isPlanned, probes: probes)
             step("fence point: end offsets of \(Topics.changes(oldID))")
         } catch {
             // The old primary's whole cluster may be down: fence at the end offsets the target
@@ -223,7 +239,7 @@ public struct Failover: Sendable {
         // Another failover may have promoted a region at the same epoch first (ControlState.take).
         let after: ControlState
         do {
-            after = try await control.read(timeout: .seconds(10))
+            after = try await cursor.read(timeout: .seconds(10))
         } catch {
             throw .unavailable("cannot read back \(Topics.control) on \(control.cluster): \(error)")
         }
@@ -276,25 +292,25 @@ public struct Failover: Sendable {
 
     /// The end offsets of `region`'s change topic; `settle` reads until two reads agree, so
     /// that writes acknowledged just before a drain are inside the fence.
-    private func endOffsets(of region: RegionConfig, settle: Bool) async throws(FailoverError) -> [Int32: Int64] {
-        let partitions = Topics.partitions(of: Topics.changes(region.id), in: config)
+    private func endOffsets(of region: RegionConfig, settle: Bool, probes: EndOffsetProbes) async throws(FailoverError) -> [Int32: Int64] {
+        let partitions = changePartitions(of: region)
         do {
-            let probe = try KafkaConsumer(
-                configuration: config.consumerConfiguration(region.kafka, groupID: "georep.failover", clientID: "georep-failover"), logger: logger)
-            let ends = try await probe.closing { probe throws(KafkaError) in
-                var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
-                while settle {
-                    try? await Task.sleep(for: .milliseconds(100))
-                    let again = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
-                    if again == ends { break }
-                    ends = again
-                }
-                return ends
+            let probe = try probes.consumer(for: region.kafka)
+            var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
+            while settle {
+                try? await Task.sleep(for: .milliseconds(100))
+                let again = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
+                if again == ends { break }
+                ends = again
             }
             return Dictionary(uniqueKeysWithValues: ends.map { ($0.key.partition, $0.value) })
         } catch {
             throw .unavailable("cannot read the end offsets of \(Topics.changes(region.id)) on \(region.kafka): \(error)")
         }
+    }
+
+    private func changePartitions(of region: RegionConfig) -> [TopicPartition] {
+        Topics.partitions(of: Topics.changes(region.id), in: config)
     }
 
     /// The next offsets a node's status reports applied for `topic`, by partition.
@@ -335,5 +351,44 @@ public enum FailoverError: Error, Sendable, CustomStringConvertible {
         switch self {
         case let .invalid(text), let .unavailable(text), let .dataLoss(text): text
         }
+    }
+}
+
+/// The consumers a failover reads end offsets with: one per cluster, opened on first use and
+/// kept until ``close()``, so that the fence point is read over connections made before
+/// writes stopped.
+final class EndOffsetProbes: Sendable {
+    private let config: GeorepConfig
+    private let logger: Logger
+    private let consumers = Mutex<[String: KafkaConsumer]>([:])
+
+    init(config: GeorepConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    /// The consumer of `cluster`.
+    func consumer(for cluster: String) throws(KafkaError) -> KafkaConsumer {
+        let made: Result<KafkaConsumer, KafkaError> = consumers.withLock { consumers in
+            if let consumer = consumers[cluster] { return .success(consumer) }
+            do throws(KafkaError) {
+                let consumer = try KafkaConsumer(
+                    configuration: config.consumerConfiguration(cluster, groupID: "georep.failover", clientID: "georep-failover"), logger: logger)
+                consumers[cluster] = consumer
+                return .success(consumer)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try made.get()
+    }
+
+    /// Closes every consumer.
+    func close() async {
+        let all = consumers.withLock { consumers in
+            defer { consumers.removeAll() }
+            return Array(consumers.values)
+        }
+        for consumer in all { await consumer.close() }
     }
 }
