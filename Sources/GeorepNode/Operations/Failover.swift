@@ -97,6 +97,14 @@ public struct Failover: Sendable {
     ///
     /// - Throws: ``FailoverError`` naming why nothing was promoted.
     public func run() async throws(FailoverError) -> Outcome {
+        guard config.topology == .singlePrimary else {
+            throw .invalid("failover needs topology single-primary; this configuration is \(config.topology.rawValue)")
+        }
+        guard let target = config.region(id: options.target) else {
+            throw .invalid("unknown region \(options.target); the configuration has \(config.regions.map(\.id).joined(separator: ", "))")
+        }
+        guard options.maxDataLossMillis >= 0 else { throw .invalid("--max-data-loss-ms must not be negative") }
+        let start = ContinuousClock.now
         let control = ControlLog(config: config, logger: logger)
         let writer: ControlWriter
         do {
@@ -115,7 +123,7 @@ public struct Failover: Sendable {
         let probes = EndOffsetProbes(config: config, logger: logger)
         let result: Result<Outcome, FailoverError>
         do {
-            result = .success(try await run(control: control, cursor: &cursor, writer: writer, probes: probes))
+            result = .success(try await run(to: target, since: start, control: control, cursor: &cursor, writer: writer, probes: probes))
         } catch {
             result = .failure(error)
         }
@@ -126,9 +134,9 @@ public struct Failover: Sendable {
     }
 
     private func run(
+        to target: RegionConfig, since start: ContinuousClock.Instant,
         control: ControlLog, cursor: inout ControlCursor, writer: ControlWriter, probes: EndOffsetProbes
     ) async throws(FailoverError) -> Outcome {
-        let start = ContinuousClock.now
         var steps: [(String, Duration)] = []
         var stepStart = start
         func step(_ name: String) {
@@ -137,13 +145,6 @@ public struct Failover: Sendable {
             say(Self.stepLine(name, elapsed))
             stepStart = .now
         }
-        guard config.topology == .singlePrimary else {
-            throw .invalid("failover needs topology single-primary; this configuration is \(config.topology.rawValue)")
-        }
-        guard let target = config.region(id: options.target) else {
-            throw .invalid("unknown region \(options.target); the configuration has \(config.regions.map(\.id).joined(separator: ", "))")
-        }
-        guard options.maxDataLossMillis >= 0 else { throw .invalid("--max-data-loss-ms must not be negative") }
         let state: ControlState
         do {
             state = try await cursor.read(timeout: .seconds(10))
