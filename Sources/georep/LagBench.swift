@@ -49,6 +49,13 @@ struct LagBench: AsyncParsableCommand {
     @Option(help: "The most writes in flight per region; the pacing falls behind beyond it.")
     var maxInFlight: Int = 5_000
 
+    @Option(help: "How each region writes: through its Writer (published, then applied locally before it returns), or as an application's producer does (published only; every region's applier applies it, the origin's included).")
+    var via: WritePath = .writer
+
+    enum WritePath: String, ExpressibleByArgument, Sendable {
+        case writer, producer
+    }
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -74,7 +81,7 @@ struct LagBench: AsyncParsableCommand {
             try broker.createTopic(Topics.deadLetters(region), partitions: 1)
         }
         let config = BenchDeployment.config(regions: Self.regions, kafka: broker.bootstrapServers, directory: directory, partitions: partitions)
-        print("georep bench lag: \(Self.regions.count) regions × \(rate) writes/s for \(duration) s, \(partitions) partitions per change topic, \(keys) shared keys, development broker \(broker.bootstrapServers)")
+        print("georep bench lag: \(Self.regions.count) regions × \(rate) writes/s for \(duration) s through the \(via.rawValue), \(partitions) partitions per change topic, \(keys) shared keys, development broker \(broker.bootstrapServers)")
 
         var opened: [LagBenchNode] = []
         for region in Self.regions {
@@ -86,7 +93,7 @@ struct LagBench: AsyncParsableCommand {
         try await Task.sleep(for: .milliseconds(500))  // consumers connected and fetching
 
         let partitions = partitions
-        let pacing = Pacing(rate: rate, duration: duration, keys: keys, maxInFlight: maxInFlight)
+        let pacing = Pacing(rate: rate, duration: duration, keys: keys, maxInFlight: maxInFlight, via: via)
         let watch = Task { await Self.watchApplies(nodes, partitions: partitions) }
         let cpuBefore = cpuSeconds()
         let drives = try await withThrowingTaskGroup(of: (Int, Drive).self) { group in
@@ -238,6 +245,7 @@ struct LagBench: AsyncParsableCommand {
         var duration: Int
         var keys: Int
         var maxInFlight: Int
+        var via: WritePath
     }
 
     /// The shared tallies of one region's writes.
@@ -268,13 +276,12 @@ struct LagBench: AsyncParsableCommand {
                         defer { tally.inFlight.subtract(1, ordering: .relaxed) }
                         var generator = SplitMix64(state: UInt64(regionIndex) << 40 | UInt64(number))
                         let key = Int64(generator.next() % UInt64(keys))
-                        let request = WriteRequest(
-                            table: BenchDeployment.table, key: ["user_id": .int(key)],
-                            operation: .upsert(["display_name": .string("r\(regionIndex)-\(number)"), "bio": .string(bio)]))
+                        let columns: [String: JSONValue] = ["display_name": .string("r\(regionIndex)-\(number)"), "bio": .string(bio)]
                         do {
-                            let receipt = try await node.writer.write(request)
-                            let event = WrittenEvent(partition: receipt.position.partition.partition, offset: receipt.position.offset,
-                                                     hlcMillis: receipt.event.hlc.millis, acknowledgedAt: wallClockMillis())
+                            let event = switch pacing.via {
+                            case .writer: try await node.write(key: key, columns: columns)
+                            case .producer: try await node.publish(key: key, columns: columns)
+                            }
                             tally.written.withLock { $0.append(event) }
                         } catch {
                             tally.failures.add(1, ordering: .relaxed)
@@ -361,12 +368,34 @@ final class LagBenchNode: Sendable {
     let producer: KafkaProducer
     let writer: Writer
     let applier: Applier
+    let clock: HybridLogicalClock
+    let table: TableSchema
+
+    /// Upserts `columns` of the row `key` through the Writer.
+    func write(key: Int64, columns: [String: JSONValue]) async throws -> LagBench.WrittenEvent {
+        let receipt = try await writer.write(WriteRequest(table: table.name, key: ["user_id": .int(key)], operation: .upsert(columns)))
+        return LagBench.WrittenEvent(partition: receipt.position.partition.partition, offset: receipt.position.offset,
+                                     hlcMillis: receipt.event.hlc.millis, acknowledgedAt: wallClockMillis())
+    }
+
+    /// Publishes the upsert of `columns` of the row `key` as an application's producer would:
+    /// stamped by the region's clock, not applied locally.
+    func publish(key: Int64, columns: [String: JSONValue]) async throws -> LagBench.WrittenEvent {
+        let event = try RowState(table: table, key: ["user_id": .int(key)])
+            .makeUpsert(columns, context: WriteContext(origin: region, hlc: clock.now(), epoch: 1))
+        let report = try await writer.publish(event, table: table, to: Topics.changes(region))
+        return LagBench.WrittenEvent(partition: report.partition, offset: report.offset, hlcMillis: event.hlc.millis,
+                                     acknowledgedAt: wallClockMillis())
+    }
 
     init(region: String, config: GeorepConfig, lingerMs: Int, logger: Logger) async throws {
         guard let own = config.region(id: region), case let .sqlite(path) = own.store else { throw ValidationError("no store for \(region)") }
         self.region = region
         store = try SQLiteStore(path: path, config: config, logger: logger)
         let clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
+        self.clock = clock
+        guard let table = config.table(named: BenchDeployment.table) else { throw ValidationError("no table \(BenchDeployment.table)") }
+        self.table = table
         var configuration = KafkaProducerConfiguration(bootstrapServers: own.kafka)
         configuration.clientID = "georep-writer-\(region)"
         configuration.lingerMilliseconds = lingerMs

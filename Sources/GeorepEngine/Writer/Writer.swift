@@ -111,8 +111,9 @@ public final class Writer: Sendable {
     }
 
     /// Publishes `event` to `topic` (key `<table>/<key>`, headers `georep-hlc` and
-    /// `georep-origin`) and waits for Kafka's acknowledgement.
-    func publish(_ event: ChangeEvent, table: TableSchema, to topic: String) async throws(WriteError) -> KafkaDeliveryReport {
+    /// `georep-origin`) and waits for Kafka's acknowledgement, without applying it locally:
+    /// what an application's own producer does (the applier applies it from the log).
+    public func publish(_ event: ChangeEvent, table: TableSchema, to topic: String) async throws(WriteError) -> KafkaDeliveryReport {
         let record = KafkaRecord(
             topic: topic, key: table.kafkaKey(for: event.key), value: event.encodedJSON(),
             headers: [KafkaHeader(name: GeorepHeader.hlc, string: event.hlc.description),
