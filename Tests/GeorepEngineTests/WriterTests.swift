@@ -58,6 +58,8 @@ struct WriterTests {
             // The writer's local applies finish before the applier polls most of them.
             #expect(node.applier.progress.eventsAppliedByWriter > 0)
             #expect(node.applier.progress.deadLetters == 0)
+            // Events recorded without being merged count toward the applier's progress too.
+            #expect(node.applier.progress.lastAppliedHLC == receipts.map(\.event.hlc).max())
             let positions = try await node.store.positions()
             for receipt in receipts {
                 #expect((positions[receipt.position.partition] ?? 0) > receipt.position.offset)

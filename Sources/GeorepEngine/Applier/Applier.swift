@@ -290,14 +290,15 @@ public final class Applier: Sendable {
         var batch = DecodedBatch()
         let appliedByWriter = settings.localApplyLedger.map { ledger in
             ledger.takeAppliedByWriter(messages.compactMap { $0.isPartitionEOF ? nil : $0.sourcePosition })
-        } ?? []
+        } ?? [:]
         batch.events.reserveCapacity(messages.count)
         batch.messages.reserveCapacity(messages.count)
         var topics = TopicRegions()
         for message in messages where !message.isPartitionEOF {
             let position = message.sourcePosition
-            if appliedByWriter.contains(position) {
+            if let hlc = appliedByWriter[position] {
                 batch.alreadyApplied.append(position)
+                batch.highestHLC = max(batch.highestHLC, hlc)
                 continue
             }
             switch decoder.decode(message, wallClockMillis: wallClock, topics: &topics) {

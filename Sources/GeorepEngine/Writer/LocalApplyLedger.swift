@@ -14,8 +14,9 @@ public final class LocalApplyLedger: Sendable {
     static let maxPerPartition = 10_000
 
     private struct State {
-        /// Offsets the writer applied that the applier has not reached, by partition.
-        var appliedByWriter: [SourcePartition: Set<Int64>] = [:]
+        /// Offsets the writer applied that the applier has not reached, with their events'
+        /// HLCs (the applier's progress counts them without decoding the events), by partition.
+        var appliedByWriter: [SourcePartition: [Int64: HLCTimestamp]] = [:]
         /// The next offset the applier has yet to commit, by partition.
         var applierNext: [SourcePartition: Int64] = [:]
     }
@@ -35,21 +36,25 @@ public final class LocalApplyLedger: Sendable {
         state.withLock { ($0.applierNext[position.partition] ?? 0) > position.offset }
     }
 
-    /// Records that the writer applied the event at `position`.
-    func writerApplied(_ position: SourcePosition) {
+    /// Records that the writer applied the event at `position`, stamped `hlc`.
+    func writerApplied(_ position: SourcePosition, hlc: HLCTimestamp) {
         state.withLock { state in
             let partition = position.partition
             guard (state.applierNext[partition] ?? 0) <= position.offset else { return }
             if state.appliedByWriter[partition]?.count ?? 0 >= Self.maxPerPartition { state.appliedByWriter[partition] = nil }
-            state.appliedByWriter[partition, default: []].insert(position.offset)
+            state.appliedByWriter[partition, default: [:]][position.offset] = hlc
         }
     }
 
-    /// Which of `positions`, a batch the applier consumed, the writer applied.
-    func takeAppliedByWriter(_ positions: [SourcePosition]) -> Set<SourcePosition> {
+    /// Which of `positions`, a batch the applier consumed, the writer applied, with their HLCs.
+    func takeAppliedByWriter(_ positions: [SourcePosition]) -> [SourcePosition: HLCTimestamp] {
         state.withLock { state in
-            guard !state.appliedByWriter.isEmpty else { return [] }
-            return Set(positions.filter { state.appliedByWriter[$0.partition]?.contains($0.offset) == true })
+            guard !state.appliedByWriter.isEmpty else { return [:] }
+            var taken: [SourcePosition: HLCTimestamp] = [:]
+            for position in positions {
+                if let hlc = state.appliedByWriter[position.partition]?[position.offset] { taken[position] = hlc }
+            }
+            return taken
         }
     }
 
@@ -58,7 +63,7 @@ public final class LocalApplyLedger: Sendable {
         state.withLock { state in
             for (partition, offset) in next {
                 state.applierNext[partition] = max(state.applierNext[partition] ?? 0, offset)
-                guard let kept = state.appliedByWriter[partition]?.filter({ $0 >= offset }) else { continue }
+                guard let kept = state.appliedByWriter[partition]?.filter({ $0.key >= offset }) else { continue }
                 state.appliedByWriter[partition] = kept.isEmpty ? nil : kept
             }
         }

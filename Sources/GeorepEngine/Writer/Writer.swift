@@ -104,7 +104,7 @@ public final class Writer: Sendable {
         let report = try await publish(event, table: table, to: topic)
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
         if localApplyLedger?.isAppliedByApplier(position) != true, await localApplies.apply(event) {
-            localApplyLedger?.writerApplied(position)
+            localApplyLedger?.writerApplied(position, hlc: event.hlc)
         }
         return WriteReceipt(
             token: WriteToken(region: region, partition: report.partition, offset: report.offset), position: position, event: event)
