@@ -396,8 +396,7 @@ final class LagBenchNode: Sendable {
         self.clock = clock
         guard let table = config.table(named: BenchDeployment.table) else { throw ValidationError("no table \(BenchDeployment.table)") }
         self.table = table
-        var configuration = KafkaProducerConfiguration(bootstrapServers: own.kafka)
-        configuration.clientID = "georep-writer-\(region)"
+        var configuration = config.producerConfiguration(own.kafka, clientID: "georep-writer-\(region)")
         configuration.lingerMilliseconds = lingerMs
         producer = try KafkaProducer(configuration: configuration, logger: logger)
         await producer.prepare(topics: [Topics.changes(region)])
