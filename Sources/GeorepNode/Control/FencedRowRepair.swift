@@ -67,7 +67,7 @@ struct FencedRowRepair {
     private func read(cluster: String, from starts: [TopicPartition: Int64], _ body: (KafkaMessage) -> Void) async throws {
         let consumer = try KafkaConsumer(
             configuration: config.consumerConfiguration(cluster, groupID: "georep.repair.\(region)", clientID: "georep-repair-\(region)"), logger: logger)
-        do {
+        try await consumer.closing { consumer throws(KafkaError) in
             let ends = try await consumer.endOffsets(of: Array(starts.keys), timeout: .seconds(10))
             var pending = starts.filter { $0.value < ends[$0.key] ?? 0 }
             try await consumer.assign(pending.map { TopicPartitionOffset($0.key, offset: KafkaOffset($0.value)) })
@@ -81,10 +81,6 @@ struct FencedRowRepair {
                     if message.offset + 1 >= end { pending[partition] = nil }
                 }
             }
-        } catch {
-            await consumer.close()
-            throw error
         }
-        await consumer.close()
     }
 }
