@@ -202,42 +202,22 @@ struct ApplyBench: AsyncParsableCommand {
 
     /// The same upserts as a plain GRDB loop, 1,000 rows per transaction; returns its seconds.
     private func plainSQLiteLoop(_ workload: ApplyWorkload, path: String) throws -> Double {
-        let settings = SQLiteStore.Settings()
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            try db.execute(sql: "PRAGMA cache_size = -\(settings.cacheSizeKiB)")
-            // Checkpoints inline, as rarely as measured fastest for this loop.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
-        }
-        let pool = try DatabasePool(path: path, configuration: configuration)  // WAL mode
-        try pool.write { db in
-            try db.execute(sql: """
-                CREATE TABLE user_profile (user_id INTEGER NOT NULL, display_name TEXT, bio TEXT,
-                    georep_hlc INTEGER NOT NULL, georep_origin TEXT NOT NULL, PRIMARY KEY (user_id))
-                """)
-        }
-        let upsert = """
-            INSERT INTO user_profile (user_id, display_name, bio, georep_hlc, georep_origin) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, bio = excluded.bio,
-                georep_hlc = excluded.georep_hlc, georep_origin = excluded.georep_origin
-            WHERE excluded.georep_hlc > georep_hlc
-            """
+        // Checkpoints inline, as rarely as measured fastest for this loop.
+        let table = try PlainSQLiteTable(path: path, autocheckpointPages: 10_000)
         let start = ContinuousClock.now
         for first in stride(from: 0, to: workload.records, by: 1_000) {
-            try pool.write { db in
-                let statement = try db.cachedStatement(sql: upsert)
+            try table.pool.write { db in
+                let statement = try db.cachedStatement(sql: PlainSQLiteTable.upsertSQL)
                 for index in first..<min(workload.records, first + 1_000) {
-                    try statement.execute(arguments: [
-                        Int64(workload.keys[index]), workload.names[index], workload.bio,
-                        Int64(bitPattern: workload.hlc(index).rawValue), workload.origin,
-                    ])
+                    try PlainSQLiteTable.upsert(
+                        statement, key: Int64(workload.keys[index]), name: workload.names[index], bio: workload.bio,
+                        hlc: Int64(bitPattern: workload.hlc(index).rawValue), origin: workload.origin)
                 }
             }
         }
         let seconds = (ContinuousClock.now - start).fractionalSeconds
-        let rows = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM user_profile") ?? 0 }
-        try pool.close()
+        let rows = try table.rowCount()
+        try table.pool.close()
         guard rows == workload.distinctKeys else {
             throw ValidationError("the plain SQLite loop left \(rows) rows, expected \(workload.distinctKeys)")
         }

@@ -218,6 +218,17 @@ struct LagBench: AsyncParsableCommand {
         print("")
         print("converged: the \(nodes.count) stores hold the same \(snapshots[0].count) rows (\(conflicts) conflicts recorded in all)")
         print("own events the appliers stored without merging them again (the writers had): \(nodes.map { String($0.applier.progress.eventsAppliedByWriter) }.joined(separator: ", ")) of \(drives.map { String($0.events.count) }.joined(separator: ", "))")
+
+        // The floor under the cost of a write: the same store writes without georep.
+        let plain = PlainLagLoad(regions: nodes.count, rate: rate, seconds: min(duration, 10), keys: keys)
+        let cost = try plain.run(directory: directory)
+        let plainWrites = Double(plain.rate * plain.regions * plain.seconds)
+        let plainMicros = cost.cpuSeconds * 1e6 / plainWrites
+        print("")
+        print(String(format: "the same store writes by a plain SQLite loop (%d threads, %d s, no Kafka, no decoding): %.2f cores, %.0f µs per write%@",
+                     plain.regions, plain.seconds, cost.cpuSeconds / cost.seconds, plainMicros,
+                     cost.seconds > Double(plain.seconds) * 1.05 ? String(format: ", behind the pace (%.1f s)", cost.seconds) : ""))
+        print(String(format: "georep's CPU per write: %.1f× the plain loop's", cpuWriting * 1e6 / Double(max(1, written)) / plainMicros))
     }
 
     // MARK: Writing
