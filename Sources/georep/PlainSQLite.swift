@@ -97,8 +97,8 @@ struct PlainLagLoad {
         }
         for _ in tables { finished.wait() }
         let cost = Cost(cpuSeconds: cpuSeconds() - cpu, seconds: (ContinuousClock.now - start).fractionalSeconds)
-        if let error = failure.withLock({ $0 }) { throw error }
         for table in tables { try table.pool.close() }
+        if let error = failure.withLock({ $0 }) { throw error }
         return cost
     }
 
@@ -117,8 +117,9 @@ struct PlainLagLoad {
                 let statement = try db.cachedStatement(sql: PlainSQLiteTable.upsertSQL)
                 for _ in 0..<count {
                     hlc += 1
-                    own.append((Int64.random(in: 0..<Int64(keys), using: &generator), hlc))
-                    try PlainSQLiteTable.upsert(statement, key: own.last!.key, name: "r\(region)-\(hlc)", bio: bio, hlc: hlc, origin: "own")
+                    let key = Int64.random(in: 0..<Int64(keys), using: &generator)
+                    own.append((key, hlc))
+                    try PlainSQLiteTable.upsert(statement, key: key, name: "r\(region)-\(hlc)", bio: bio, hlc: hlc, origin: "own")
                 }
             }
             try table.pool.write { db in
