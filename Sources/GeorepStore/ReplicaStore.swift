@@ -120,8 +120,12 @@ public protocol ReplicaStore: Sendable {
     /// Raises the stored high-water mark to at least `timestamp` (e.g. for HLCs the writer issued).
     func recordHighWaterMark(_ timestamp: HLCTimestamp) async throws
 
-    /// Dead letters not yet produced to the dead-letter topic, oldest first.
-    func pendingDeadLetters(limit: Int) async throws -> [DeadLetter]
+    /// Claims up to `limit` dead letters not yet produced to the dead-letter topic, oldest
+    /// first, for `lease`: until the lease ends, no other claim returns them, whether it comes
+    /// from another consumer of this process or from another process sharing the store. The
+    /// claimer produces them, then removes them; the letters of a claimer that failed or
+    /// stopped are claimed again once its lease has ended.
+    func claimDeadLetters(limit: Int, lease: Duration) async throws -> [DeadLetter]
 
     /// Forgets dead letters that were produced.
     func removeDeadLetters(ids: [Int64]) async throws

@@ -113,6 +113,42 @@ struct DeadLetterTests {
         }
     }
 
+    @Test("a stored dead letter whose claimer stopped is published once its claim lapses, not before")
+    func lapsedClaim() async throws {
+        try await withTemporaryDirectory { directory in
+            try await withRegionsBroker(regions: Self.regions) { broker in
+                let config = try exampleConfig(broker: broker, directory: directory)
+                let region = Self.regions[0]
+                let location = try #require(config.region(id: region)?.store)
+                let store = try await makeReplicaStore(at: location, config: config, logger: testLogger("store"))
+                // An event the store refused, its dead letter claimed by a publisher that then stopped.
+                let refused = ChangeEvent(origin: region, table: "no_such_table", key: ["id": 7], op: .upsert,
+                                          hlc: HLCTimestamp(millis: 5, logical: 0), epoch: 1)
+                #expect(try await store.apply(batch: [SourcedEvent(refused)]).failures.count == 1)
+                let claimedAt = Date().timeIntervalSince1970 * 1000
+                #expect(try await store.claimDeadLetters(limit: 10, lease: .seconds(2)).count == 1)
+
+                var settings = Applier.Settings()
+                settings.deadLetterLease = .milliseconds(500)
+                let applier = try Applier(region: region, config: config, store: store, clock: HybridLogicalClock(),
+                                          settings: settings, logger: testLogger("applier"))
+                let run = Task { try await applier.run() }
+                let letters = try await readTopic(Topics.deadLetters(region), broker: broker, count: 1, timeout: .seconds(20))
+                run.cancel()
+                try await run.value
+
+                #expect(letters.count == 1)
+                #expect(letters.first?.headers.string(named: GeorepHeader.error)?.contains("unknown table no_such_table") == true)
+                // Its claimer held it for 2 s: the applier's start did not publish it.
+                let producedAt = try #require(letters.first?.timestampMilliseconds)
+                #expect(Double(producedAt) >= claimedAt + 1_900, "published \(Double(producedAt) - claimedAt) ms after the claim")
+                #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).isEmpty)
+                try await store.close()
+            }
+        }
+    }
+
+
     /// Produces `record` and returns where it landed.
     static func send(_ producer: KafkaProducer, _ record: KafkaRecord) async throws -> SourcePosition {
         let report = try await producer.send(record)

@@ -86,7 +86,7 @@ import Testing
             #expect(try await store.row(table: "user_profile", key: ["user_id": 2]) == nil)
             #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 1])
             #expect(try await store.highWaterMark() == HLCTimestamp(millis: 100, logical: 0))
-            #expect(try await store.pendingDeadLetters(limit: 10).isEmpty)
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).isEmpty)
             // Redelivered after the failure, the batch applies.
             try await scratch.execute(sqlite: "DROP TRIGGER crash", postgres: "DROP TRIGGER crash ON georep_offsets")
             _ = try await store.apply(batch: [sourced(upsert(1, "lost", at: 200), offset: 1), sourced(upsert(2, "lost", at: 201), offset: 2)])
@@ -123,11 +123,43 @@ import Testing
             #expect(outcome.changed == 2)
             #expect(try await store.snapshot(table: "user_profile").map { $0["user_id"] } == [12, 14])
             #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 4])
-            let letters = try await store.pendingDeadLetters(limit: 10)
+            let letters = try await store.claimDeadLetters(limit: 10, lease: .seconds(60))
             #expect(letters.map(\.source?.offset) == [1, 2])
             #expect(letters.first.map { try? ChangeEventCodec.decodeUnvalidated(Data($0.payload)) } == upsert(13, "b", at: 101))
             try await store.removeDeadLetters(ids: letters.map(\.id))
-            #expect(try await store.pendingDeadLetters(limit: 10).isEmpty)
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aClaimedDeadLetterIsLeftToItsClaimerUntilTheLeaseEnds(_ kind: StoreKind) async throws {
+        try await ScratchStore.with(kind) { scratch in
+            let store = try await scratch.open()
+            /// Stores a dead letter per offset: events of a table the configuration lacks.
+            func refuse(_ offsets: Range<Int64>) async throws {
+                let outcome = try await store.apply(batch: offsets.map { offset in
+                    sourced(ChangeEvent(origin: "eu-west-1", table: "orders", key: ["id": .int(offset)], op: .upsert,
+                                        hlc: HLCTimestamp(millis: 5, logical: 0), epoch: 1), offset: offset)
+                })
+                #expect(outcome.failures.count == offsets.count)
+            }
+            try await refuse(0..<3)
+            // A claim whose lease has ended (its claimer stopped) is taken again; a live one is not.
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).map(\.source?.offset) == [0, 1, 2])
+            let held = try await store.claimDeadLetters(limit: 10, lease: .seconds(60))
+            #expect(held.map(\.source?.offset) == [0, 1, 2])
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .seconds(60)).isEmpty)
+
+            // Two claimers at once share the new letters out: none is given to both.
+            try await refuse(3..<6)
+            async let first = store.claimDeadLetters(limit: 2, lease: .seconds(60))
+            async let second = store.claimDeadLetters(limit: 2, lease: .seconds(60))
+            let (one, other) = try await (first, second)
+            #expect(Set(one.map(\.id)).isDisjoint(with: other.map(\.id)))
+            #expect(Set((one + other).compactMap(\.source?.offset)) == [3, 4, 5])
+
+            try await store.removeDeadLetters(ids: (held + one + other).map(\.id))
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).isEmpty)
         }
     }
 

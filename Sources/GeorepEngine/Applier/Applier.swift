@@ -41,6 +41,10 @@ public final class Applier: Sendable {
         public var consumerProperties: [String: String] = [:]
         /// Extra librdkafka properties of the dead-letter producer.
         public var producerProperties: [String: String] = [:]
+        /// How long this applier holds the dead letters it takes from the store to publish them;
+        /// also how often it looks for letters whose claimer failed or stopped (another process
+        /// sharing the store, or an earlier run of this one) and publishes them.
+        public var deadLetterLease: Duration = .seconds(30)
         /// Fence points to enforce and the operator's pause; nil for neither.
         public var control: ApplierControl?
         /// Shared with the node's ``Writer``: the region's events it applied locally are only
@@ -139,7 +143,7 @@ public final class Applier: Sendable {
         do {
             deadLetters = DeadLetterPublisher(
                 topic: Topics.deadLetters(region), producer: try KafkaProducer(configuration: producerConfiguration, logger: logger),
-                store: store, logger: logger)
+                store: store, logger: logger, lease: settings.deadLetterLease)
         } catch {
             throw .kafka("cannot create the dead-letter producer: \(error)")
         }
@@ -165,10 +169,14 @@ public final class Applier: Sendable {
             }
             logger.info("applier started", metadata: ["region": .string(region), "partitions": "\(partitionsByCluster.values.map(\.count).reduce(0, +))"])
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for (consumer, partitions) in consumers {
-                    group.addTask { try await self.consume(consumer, partitions: partitions, deadLetters: deadLetters) }
+                group.addTask { await self.publishLapsedDeadLetters(deadLetters) }
+                try await withThrowingTaskGroup(of: Void.self) { consuming in
+                    for (consumer, partitions) in consumers {
+                        consuming.addTask { try await self.consume(consumer, partitions: partitions, deadLetters: deadLetters) }
+                    }
+                    try await consuming.waitForAll()
                 }
-                try await group.waitForAll()
+                group.cancelAll()
             }
         } catch let error as ApplierError {
             failure = error
@@ -184,6 +192,24 @@ public final class Applier: Sendable {
             throw failure
         }
         logger.info("applier stopped", metadata: ["region": .string(region)])
+    }
+
+    /// Every lease, publishes the stored dead letters no one holds: those whose claimer failed
+    /// or stopped before removing them. Returns when cancelled.
+    private func publishLapsedDeadLetters(_ deadLetters: DeadLetterPublisher) async {
+        while true {
+            do {
+                try await Task.sleep(for: settings.deadLetterLease)
+            } catch {
+                return
+            }
+            do {
+                let published = try await deadLetters.publishStored(originals: [:])
+                if published > 0 { logger.notice("published \(published) stored dead letters whose claim had lapsed") }
+            } catch {
+                logger.error("cannot publish stored dead letters; trying again in \(settings.deadLetterLease): \(error)")
+            }
+        }
     }
 
     private func makeConsumer(cluster: String, rebalance: KafkaConsumer.RebalanceHandlers = .init()) throws(KafkaError) -> KafkaConsumer {

@@ -36,6 +36,9 @@ struct DeadLetterPublisher: Sendable {
     let producer: KafkaProducer
     let store: any ReplicaStore
     let logger: Logger
+    /// How long the letters taken from the store are this publisher's alone (see
+    /// `ReplicaStore.claimDeadLetters(limit:lease:)`); longer than publishing them takes.
+    let lease: Duration
     /// Attempts per letter before the applier gives up (and stops, rather than drop it).
     let attempts = 5
 
@@ -81,7 +84,9 @@ struct DeadLetterPublisher: Sendable {
 
     /// Publishes the dead letters the store kept (events it refused) and removes them from
     /// the store. A letter whose record is in `originals` keeps the record's key, value and
-    /// headers; one left by an earlier run carries the event's JSON.
+    /// headers; one left by an earlier run carries the event's JSON. Letters another publisher
+    /// has claimed (another consumer of this applier, another process sharing the store) are
+    /// left to it, so that each is published once while its claimer works.
     ///
     /// - Returns: how many were published.
     func publishStored(originals: [SourcePosition: KafkaMessage]) async throws(ApplierError) -> Int {
@@ -89,9 +94,9 @@ struct DeadLetterPublisher: Sendable {
         while true {
             let stored: [DeadLetter]
             do {
-                stored = try await store.pendingDeadLetters(limit: 500)
+                stored = try await store.claimDeadLetters(limit: 500, lease: lease)
             } catch {
-                throw .store("cannot read pending dead letters: \(error)")
+                throw .store("cannot claim pending dead letters: \(error)")
             }
             if stored.isEmpty { return total }
             try await publish(stored.map { letter in

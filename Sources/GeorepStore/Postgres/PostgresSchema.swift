@@ -92,6 +92,10 @@ enum PostgresSchema {
                 PRIMARY KEY (table_name, column_name))
             """,
         ]),
+        Migration(version: 2, name: "dead letter claims", statements: [
+            // Until when a publisher holds the letter (by the server's clock, shared by every process).
+            "ALTER TABLE georep_dead_letters ADD COLUMN claimed_until TIMESTAMPTZ",
+        ]),
     ]
 
     /// Serializes schema changes of processes opening the same database at once.

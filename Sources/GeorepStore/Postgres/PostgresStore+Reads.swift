@@ -91,11 +91,17 @@ extension PostgresStore {
 
     // MARK: Dead letters
 
-    /// Dead letters not yet produced to the dead-letter topic, oldest first.
-    public func pendingDeadLetters(limit: Int) async throws -> [DeadLetter] {
-        let rows = try await client.query(
-            #"SELECT id, topic, partition, "offset", reason, payload FROM georep_dead_letters ORDER BY id LIMIT \#(max(0, limit))"#,
-            logger: logger)
+    /// Claims dead letters not yet produced; see `ReplicaStore.claimDeadLetters(limit:lease:)`.
+    /// Concurrent claims skip the rows another one is claiming, and the lease runs on the
+    /// server's clock, which every process sharing the store reads.
+    public func claimDeadLetters(limit: Int, lease: Duration) async throws -> [DeadLetter] {
+        let leaseSeconds = lease / .seconds(1)
+        let rows = try await client.query(#"""
+            UPDATE georep_dead_letters SET claimed_until = now() + make_interval(secs => \#(leaseSeconds))
+            WHERE id IN (SELECT id FROM georep_dead_letters WHERE claimed_until IS NULL OR claimed_until <= now()
+                         ORDER BY id LIMIT \#(max(0, limit)) FOR UPDATE SKIP LOCKED)
+            RETURNING id, topic, partition, "offset", reason, payload
+            """#, logger: logger)
         var letters: [DeadLetter] = []
         for try await (id, topic, partition, offset, reason, payload) in rows.decode((Int64, String?, Int32?, Int64?, String, Data).self) {
             let source = topic.flatMap { topic in
@@ -103,7 +109,7 @@ extension PostgresStore {
             }
             letters.append(DeadLetter(id: id, source: source, reason: reason, payload: Array(payload)))
         }
-        return letters
+        return letters.sorted { $0.id < $1.id }
     }
 
     /// Forgets dead letters that were produced.

@@ -363,11 +363,16 @@ public final class SQLiteStore: ReplicaStore {
 
     // MARK: Dead letters
 
-    /// Dead letters not yet produced to the dead-letter topic, oldest first.
-    public func pendingDeadLetters(limit: Int) async throws -> [DeadLetter] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: #"SELECT id, topic, partition, "offset", reason, payload FROM georep_dead_letters ORDER BY id LIMIT ?"#,
-                             arguments: [max(0, limit)]).map { row in
+    /// Claims dead letters not yet produced; see `ReplicaStore.claimDeadLetters(limit:lease:)`.
+    /// The lease is kept in milliseconds of this machine's wall clock.
+    public func claimDeadLetters(limit: Int, lease: Duration) async throws -> [DeadLetter] {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let until = now + Int64(lease / .milliseconds(1))
+        return try await pool.write { db in
+            let letters = try Row.fetchAll(db, sql: #"""
+                SELECT id, topic, partition, "offset", reason, payload FROM georep_dead_letters
+                WHERE claimed_until IS NULL OR claimed_until <= ? ORDER BY id LIMIT ?
+                """#, arguments: [now, max(0, limit)]).map { row in
                 let topic: String? = row[1]
                 let partition: Int32? = row[2]
                 let offset: Int64? = row[3]
@@ -377,6 +382,9 @@ public final class SQLiteStore: ReplicaStore {
                 let payload: Data = row[5]
                 return DeadLetter(id: row[0], source: source, reason: row[4], payload: Array(payload))
             }
+            let claim = try db.cachedStatement(sql: "UPDATE georep_dead_letters SET claimed_until = ? WHERE id = ?")
+            for letter in letters { try claim.execute(arguments: [until, letter.id]) }
+            return letters
         }
     }
 

@@ -73,6 +73,10 @@ enum StoreSchema {
                     PRIMARY KEY (table_name, column_name));
                 """)
         }
+        migrator.registerMigration("v2 dead letter claims") { db in
+            // Milliseconds since the epoch until which a publisher holds the letter.
+            try db.execute(sql: "ALTER TABLE georep_dead_letters ADD COLUMN claimed_until INTEGER")
+        }
         return migrator
     }
 
