@@ -31,18 +31,31 @@ final class GeorepProcess: @unchecked Sendable {
             try handle.seekToEnd()
             process.standardError = handle
         }
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let chunk = handle.availableData
-            guard let self, !chunk.isEmpty else { return }
-            self.lock.lock()
-            self.partial += chunk
-            while let newline = self.partial.firstIndex(of: UInt8(ascii: "\n")) {
-                self.lines.append(String(decoding: self.partial[self.partial.startIndex..<newline], as: UTF8.self))
-                self.partial = Data(self.partial[(newline + 1)...])
-            }
-            self.lock.unlock()
-        }
         try process.run()
+        // A blocking read on a thread of its own, until the child's output ends. Not a
+        // `readabilityHandler`: tearing its dispatch read source down races libdispatch's epoll
+        // bookkeeping on Linux and now and then crashed the test process in
+        // `_dispatch_event_loop_drain` (swift-corelibs-libdispatch issue 949).
+        let reading = output.fileHandleForReading
+        let reader = Thread { [weak self] in
+            while true {
+                let chunk = reading.availableData  // blocks until output or its end
+                guard !chunk.isEmpty, let self else { return }
+                self.append(chunk)
+            }
+        }
+        reader.name = "georep-test-output"
+        reader.start()
+    }
+
+    private func append(_ chunk: Data) {
+        lock.withLock {
+            partial += chunk
+            while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
+                lines.append(String(decoding: partial[partial.startIndex..<newline], as: UTF8.self))
+                partial = Data(partial[(newline + 1)...])
+            }
+        }
     }
 
     /// Every line of standard output so far.
