@@ -156,6 +156,15 @@ struct FailoverProcessTests {
             let afterRestart = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "3002"), json: ["display_name": "late"])
             #expect(afterRestart.status == 409 && (afterRestart.error ?? "").contains("eu-west-1"), "still refused after a restart: \(afterRestart.status)")
             try await expectRows(client, old, fenced.map { .init(id: $0, name: "split", region: "us-east-1") }, present: false, region: "us-east-1 after a restart")
+            // The store remembers the rebuild: the restart does not rebuild (and briefly remove) the rows again.
+            let skipped = "the rows written past the fence point were rebuilt before; not again"
+            let logDeadline = ContinuousClock.now + .seconds(10)
+            while !deployment.log("us-east-1").contains(skipped), ContinuousClock.now < logDeadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let log = deployment.log("us-east-1")
+            #expect(log.contains(skipped), "the restarted old primary did not find its rebuild recorded")
+            #expect(log.components(separatedBy: "rebuilt the rows written past the fence point").count - 1 == 1, "rebuilt more than once")
         }
     }
 

@@ -14,6 +14,8 @@ import Logging
 /// touched: it discards the row and applies again every event of every region's change topic
 /// for it, except the fenced ones. Merges are idempotent and commutative, so events the applier
 /// applies meanwhile are not lost. It needs the logs' full history of those rows (retention).
+/// The store records each fence point whose rows it rebuilt, so a restart does not do it again
+/// (rows would vanish for a moment while they are rebuilt).
 struct FencedRowRepair {
     let region: String
     let config: GeorepConfig
@@ -27,6 +29,10 @@ struct FencedRowRepair {
             logger.error("the store cannot rebuild rows: writes taken past the fence point stay in this region's store")
             return 0
         }
+        if try await store.hasRebuiltFence(epoch: fence.epoch) {
+            logger.notice("the rows written past the fence point were rebuilt before; not again", metadata: ["fence": "\(fence)"])
+            return 0
+        }
         let codec = ChangeEventCodec(config: config)
         let ownTopic = Topics.changes(region)
         let fencedStarts = Dictionary(uniqueKeysWithValues: fence.offsets.map { (TopicPartition(topic: ownTopic, partition: $0.key), $0.value) })
@@ -37,7 +43,19 @@ struct FencedRowRepair {
                   let table = config.table(named: event.table) else { return }
             touched[table.kafkaKey(for: event.key)] = (event.table, event.key)
         }
-        guard !touched.isEmpty else { return 0 }
+        if !touched.isEmpty {
+            let events = try await rebuild(touched, in: store, codec: codec)
+            logger.notice("rebuilt the rows written past the fence point", metadata: ["rows": "\(touched.count)", "events": "\(events)", "fence": "\(fence)"])
+        }
+        try await store.recordRebuiltFence(epoch: fence.epoch, rows: touched.count)
+        return touched.count
+    }
+
+    /// Discards the `touched` rows (by Kafka key) and applies again every event of every
+    /// region's change topic for them, except the fenced ones; returns how many events that was.
+    private func rebuild(
+        _ touched: [String: (table: String, key: [String: JSONValue])], in store: any RowDiscardingStore, codec: ChangeEventCodec
+    ) async throws -> Int {
         for (table, rows) in Dictionary(grouping: touched.values, by: \.table) {
             try await store.discardRows(table: table, keys: rows.map(\.key))
         }
@@ -59,8 +77,7 @@ struct FencedRowRepair {
         for start in stride(from: 0, to: events.count, by: 500) {
             _ = try await store.apply(batch: Array(events[start..<min(events.count, start + 500)]))
         }
-        logger.notice("rebuilt the rows written past the fence point", metadata: ["rows": "\(touched.count)", "events": "\(events.count)", "fence": "\(fence)"])
-        return touched.count
+        return events.count
     }
 
     /// Reads the partitions from the given offsets up to their end offsets now.

@@ -15,4 +15,18 @@ extension SQLiteStore: RowDiscardingStore {
             }
         }
     }
+
+    /// Whether the rows past the fence point of `epoch` were rebuilt already.
+    public func hasRebuiltFence(epoch: UInt64) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM georep_rebuilt_fences WHERE epoch = ?", arguments: [Int64(clamping: epoch)]) ?? false
+        }
+    }
+
+    /// Records that the rows past the fence point of `epoch` are rebuilt.
+    public func recordRebuiltFence(epoch: UInt64, rows: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO georep_rebuilt_fences (epoch, rows) VALUES (?, ?)", arguments: [Int64(clamping: epoch), rows])
+        }
+    }
 }

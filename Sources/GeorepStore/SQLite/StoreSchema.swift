@@ -77,6 +77,15 @@ enum StoreSchema {
             // Milliseconds since the epoch until which a publisher holds the letter.
             try db.execute(sql: "ALTER TABLE georep_dead_letters ADD COLUMN claimed_until INTEGER")
         }
+        migrator.registerMigration("v3 rebuilt fences") { db in
+            // The fence points whose rows this (old primary's) store has rebuilt, by epoch.
+            try db.execute(sql: """
+                CREATE TABLE georep_rebuilt_fences (
+                    epoch INTEGER PRIMARY KEY,
+                    rows INTEGER NOT NULL,
+                    rebuilt_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)
+                """)
+        }
         return migrator
     }
 
