@@ -3,6 +3,7 @@ import GeorepEngine
 import GeorepKafka
 import GeorepModel
 import GeorepNode
+import GeorepTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -100,9 +101,26 @@ struct FailoverProcessTests {
         }
     }
 
-    @Test("split brain: an old primary cut off from georep.control keeps taking writes after the failover; none of them reaches any region's tables, each is dead-lettered, and it then refuses writes")
-    func splitBrain() async throws {
-        try await ProcessDeployment.with(topology: "single-primary", extraYAML: Self.primaryYAML) { deployment, client in
+    @Test("split brain: an old primary cut off from georep.control keeps taking writes after the failover; none of them reaches any region's tables, each is dead-lettered, and it then refuses writes",
+          arguments: ["sqlite", "postgres"])
+    func splitBrain(oldPrimaryStore: String) async throws {
+        try await Self.withStores(usEast1: oldPrimaryStore) { stores in
+            try await runSplitBrain(stores: stores)
+        }
+    }
+
+    /// Runs `body` with the `stores` argument of a deployment whose us-east-1 keeps its rows in
+    /// `kind` (sqlite: the default file; postgres: a scratch database).
+    private static func withStores(usEast1 kind: String, _ body: ([String: String]) async throws -> Void) async throws {
+        if kind == "postgres" {
+            try await TestPostgres.withScratchDatabase { url in try await body(["us-east-1": url]) }
+        } else {
+            try await body([:])
+        }
+    }
+
+    private func runSplitBrain(stores: [String: String]) async throws {
+        try await ProcessDeployment.with(topology: "single-primary", extraYAML: Self.primaryYAML, stores: stores) { deployment, client in
             let regions = deployment.config.regions.map(\.id)
             let old = deployment.address("us-east-1")
             for id in 1...5 {

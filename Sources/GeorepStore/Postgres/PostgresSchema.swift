@@ -96,6 +96,15 @@ enum PostgresSchema {
             // Until when a publisher holds the letter (by the server's clock, shared by every process).
             "ALTER TABLE georep_dead_letters ADD COLUMN claimed_until TIMESTAMPTZ",
         ]),
+        Migration(version: 3, name: "rebuilt fences", statements: [
+            // The fence points whose rows this (old primary's) store has rebuilt, by epoch.
+            """
+            CREATE TABLE georep_rebuilt_fences (
+                epoch BIGINT PRIMARY KEY,
+                rows INTEGER NOT NULL,
+                rebuilt_at TIMESTAMPTZ NOT NULL DEFAULT now())
+            """,
+        ]),
     ]
 
     /// Serializes schema changes of processes opening the same database at once.

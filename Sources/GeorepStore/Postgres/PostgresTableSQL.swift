@@ -18,6 +18,8 @@ struct PostgresTableSQL: Sendable {
     let selectSnapshot: String
     /// `$1`: JSON array of row objects. Writes merged rows; a row whose stored stamp is higher is left alone.
     let upsert: String
+    /// `$1`: JSON array of key objects. Removes those rows.
+    let deleteRows: String
 
     init(table: TableSchema) {
         self.table = table
@@ -29,6 +31,7 @@ struct PostgresTableSQL: Sendable {
             .joined(separator: ", ")
         let keySelect = table.key.map { "t.\(quoted($0))" }.joined(separator: ", ")
         selectStates = "SELECT \(keySelect), \(stateColumns) FROM \(storage) t JOIN json_to_recordset($1::json) AS k(\(keyDefinitions)) ON \(keyMatch)"
+        deleteRows = "DELETE FROM \(storage) t USING json_to_recordset($1::json) AS k(\(keyDefinitions)) WHERE \(keyMatch)"
         let order = keyColumns.map { $0.type == .text ? "t.\(quoted($0.name)) COLLATE \"C\"" : "t.\(quoted($0.name))" }.joined(separator: ", ")
         selectSnapshot = "SELECT \(keySelect), \(stateColumns) FROM \(storage) t WHERE NOT t.georep_deleted ORDER BY \(order)"
         let written = keyColumns + table.dataColumns
