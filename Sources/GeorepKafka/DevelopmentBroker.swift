@@ -32,6 +32,10 @@ public final class DevelopmentBroker: Sendable {
         public static let heartbeat: Int16 = 12
     }
 
+    /// The name of the thread that serves every broker of a development cluster (librdkafka's
+    /// mock cluster thread), for measuring its CPU.
+    public static let threadName = "rdk:mock"
+
     private let client: RDKafkaClient
     private nonisolated(unsafe) let cluster: OpaquePointer
     /// The `host:port` list for clients (`bootstrap.servers`, `kcat -b`).

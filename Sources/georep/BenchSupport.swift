@@ -72,6 +72,25 @@ func cpuSeconds(children: Bool = false) -> Double {
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// CPU seconds (user and system) used so far by this process's threads named `name` (from
+/// `/proc/self/task`, so Linux only; 0 elsewhere or when none is named so).
+func threadCPUSeconds(named name: String) -> Double {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return 0 }
+    let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var total = 0.0
+    for task in tasks {
+        guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+              comm.trimmingCharacters(in: .newlines) == name,
+              let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+              let nameEnd = stat.lastIndex(of: ")") else { continue }
+        // After the name: state, then fields 4 to 13, then utime (14) and stime (15), in ticks.
+        let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+        total += (user + system) / ticksPerSecond
+    }
+    return total
+}
+
 /// Runs an executable found on PATH to completion, its standard output discarded.
 func runProcess(_ executable: String, _ arguments: [String]) throws {
     let process = Process()

@@ -96,6 +96,7 @@ struct LagBench: AsyncParsableCommand {
         let pacing = Pacing(rate: rate, duration: duration, keys: keys, maxInFlight: maxInFlight, via: via)
         let watch = Task { await Self.watchApplies(nodes, partitions: partitions) }
         let cpuBefore = cpuSeconds()
+        let brokerCPUBefore = threadCPUSeconds(named: DevelopmentBroker.threadName)
         let drives = try await withThrowingTaskGroup(of: (Int, Drive).self) { group in
             for (index, node) in nodes.enumerated() {
                 group.addTask { (index, await Self.drive(node, regionIndex: index, pacing: pacing)) }
@@ -114,6 +115,7 @@ struct LagBench: AsyncParsableCommand {
             }
         }
         let cpuWriting = cpuSeconds() - cpuBefore
+        let brokerCPU = threadCPUSeconds(named: DevelopmentBroker.threadName) - brokerCPUBefore
         var behind: [String] = []
         for node in nodes {
             for (partition, end) in ends {
@@ -150,8 +152,8 @@ struct LagBench: AsyncParsableCommand {
                      Double(written) / slowest, rate * nodes.count))
         // The whole process (nodes, development broker, load): the cost of a write, and how
         // many of the cores the run took (near their number, the nodes cannot keep up).
-        print(String(format: "CPU while writing: %.1f s over %.1f s (%.2f cores), %.0f µs per write",
-                     cpuWriting, slowest, cpuWriting / slowest, cpuWriting * 1e6 / Double(max(1, written))))
+        print(String(format: "CPU while writing: %.1f s over %.1f s (%.2f cores), %.0f µs per write; the development broker's thread %.1f s (%.2f cores)",
+                     cpuWriting, slowest, cpuWriting / slowest, cpuWriting * 1e6 / Double(max(1, written)), brokerCPU, brokerCPU / slowest))
 
         var lags: [Double] = []
         lags.reserveCapacity(written * (nodes.count - 1))
