@@ -152,8 +152,9 @@ struct LagBench: AsyncParsableCommand {
                      Double(written) / slowest, rate * nodes.count))
         // The whole process (nodes, development broker, load): the cost of a write, and how
         // many of the cores the run took (near their number, the nodes cannot keep up).
+        let microsPerWrite = cpuWriting * 1e6 / Double(max(1, written))
         print(String(format: "CPU while writing: %.1f s over %.1f s (%.2f cores), %.0f µs per write; the development broker's thread %.1f s (%.2f cores)",
-                     cpuWriting, slowest, cpuWriting / slowest, cpuWriting * 1e6 / Double(max(1, written)), brokerCPU, brokerCPU / slowest))
+                     cpuWriting, slowest, cpuWriting / slowest, microsPerWrite, brokerCPU, brokerCPU / slowest))
 
         var lags: [Double] = []
         lags.reserveCapacity(written * (nodes.count - 1))
@@ -230,7 +231,7 @@ struct LagBench: AsyncParsableCommand {
         print(String(format: "the same store writes by a plain SQLite loop (%d threads, %d s, no Kafka, no decoding): %.2f cores, %.0f µs per write%@",
                      plain.regions, plain.seconds, cost.cpuSeconds / cost.seconds, plainMicros,
                      cost.seconds > Double(plain.seconds) * 1.05 ? String(format: ", behind the pace (%.1f s)", cost.seconds) : ""))
-        print(String(format: "georep's CPU per write: %.1f× the plain loop's", cpuWriting * 1e6 / Double(max(1, written)) / plainMicros))
+        print(String(format: "georep's CPU per write: %.1f× the plain loop's", microsPerWrite / plainMicros))
     }
 
     // MARK: Writing
