@@ -29,6 +29,34 @@ import Testing
         #expect(row.view?["display_name"] == "Bo")
     }
 
+    @Test("a delete forgets the values it hides: none stays in the stored merge state, and writes older than it stay hidden")
+    func deleteForgetsHiddenValues() throws {
+        let pii = Fixtures.table("user_pii")
+        var row = RowState(table: pii, key: key42)
+        row.apply(event(pii, .upsert, at: 10, ["home_region": "us-east-1", "email": "ann@example.com"]))
+        row.apply(event(pii, .delete, at: 20))
+        #expect(row.view == nil)
+        #expect(!row.state.jsonText.contains("ann@example.com"))
+        // A write older than the delete arrives late: still hidden, still not kept.
+        row.apply(event(pii, .upsert, at: 15, ["home_region": "us-east-1", "email": "old@example.com"]))
+        #expect(row.view == nil)
+        #expect(!row.state.jsonText.contains("old@example.com"))
+        row.apply(event(pii, .upsert, at: 30, ["home_region": "us-east-1", "email": "new@example.com"]))
+        #expect(row.view?["email"] == "new@example.com")
+
+        // Per-column registers and set elements too.
+        var cartRow = RowState(table: cart, key: cartKey)
+        cartRow.apply(event(cart, .upsert, at: 10, ["note": "secret note"]))
+        cartRow.apply(event(cart, .add, at: 11, ["items": ["secret-item"], "saved": ["secret-saved"]]))
+        cartRow.apply(event(cart, .delete, at: 20))
+        cartRow.apply(event(cart, .add, at: 12, from: "eu-west-1", ["saved": ["late-saved"]]))
+        let text = cartRow.state.jsonText
+        for value in ["secret note", "secret-item", "secret-saved", "late-saved"] { #expect(!text.contains(value), "\(value) kept") }
+        cartRow.apply(event(cart, .add, at: 30, ["saved": ["after"]]))
+        #expect(cartRow.view?["saved"] == ["after"])
+        #expect(cartRow.view?["items"] == [])
+    }
+
     @Test func lwwColumnsMergeEachColumnAlone() {
         var row = RowState(table: cart, key: cartKey)
         row.apply(event(cart, .upsert, at: 20, from: "eu-west-1", ["note": "eu"]))

@@ -26,6 +26,11 @@ public struct GSet: Hashable, Sendable {
     }
 
     /// Union, keeping each element's latest add stamp.
+    /// Drops the elements last added at or before `stamp` (a row delete's tombstone).
+    mutating func forget(upTo stamp: Stamp) {
+        elements = elements.filter { $0.value > stamp }
+    }
+
     public mutating func merge(_ other: GSet) {
         elements.merge(other.elements, uniquingKeysWith: max)
     }

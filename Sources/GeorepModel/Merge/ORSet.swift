@@ -78,6 +78,17 @@ public struct ORSet: Hashable, Sendable {
     }
 
     /// Unites adds, removed tags and watermarks.
+    /// Drops the tags stamped at or before `stamp` (a row delete's tombstone) and the elements
+    /// left with nothing: a watermark at or below it hides nothing the tombstone does not.
+    mutating func forget(upTo stamp: Stamp) {
+        for (element, var entry) in entries {
+            entry.adds = entry.adds.filter { $0 > stamp }
+            entry.removed = entry.removed.filter { $0 > stamp }
+            if let watermark = entry.watermark, watermark <= stamp { entry.watermark = nil }
+            entries[element] = entry.adds.isEmpty && entry.removed.isEmpty && entry.watermark == nil ? nil : entry
+        }
+    }
+
     public mutating func merge(_ other: ORSet) {
         entries.mergeEach(other.entries) { $0.merge($1) }
     }

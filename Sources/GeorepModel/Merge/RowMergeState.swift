@@ -54,6 +54,22 @@ public struct RowMergeState: Hashable, Sendable {
         counters.mergeEach(other.counters) { $0.merge($1) }
         lastWrite.mergeOptional(other.lastWrite) { $0 = max($0, $1) }
         tombstone.mergeOptional(other.tombstone) { $0 = max($0, $1) }
+        forgetDeletedValues()
+    }
+
+    /// Drops the values a delete hid for good: registers, set elements and tags stamped at or
+    /// before the tombstone can never be visible again, whatever arrives later (a write older
+    /// than the tombstone stays hidden). A deleted row then keeps no column values (a region-
+    /// pinned row's personal data is gone from the store), only stamps and counter totals.
+    ///
+    /// Every state is pruned after every merge, so the pruned state is a function of the events
+    /// merged, whatever their order: the merge laws still hold.
+    private mutating func forgetDeletedValues() {
+        guard let tombstone else { return }
+        if let register = row, register.stamp <= tombstone { row = nil }
+        cells = cells.filter { $0.value.stamp > tombstone }
+        for column in gsets.keys { gsets[column]?.forget(upTo: tombstone) }
+        for column in orsets.keys { orsets[column]?.forget(upTo: tombstone) }
     }
 
     /// The merge of two states of the same row.

@@ -68,14 +68,24 @@ extension RowState {
     }
 
     /// An increment of counter columns, carrying the writer slot's new running totals.
+    ///
+    /// - Throws: `EventRejection.wrongColumnType` when the counter's value or the slot's
+    ///   running total would leave the 64-bit integer range (as PostgreSQL refuses a bigint
+    ///   out of range): a saturated total would silently drop later increments.
     public func makeIncrement(_ deltas: [String: Int64], context: WriteContext) throws(EventRejection) -> ChangeEvent {
         var event = try table.validate(makeEvent(.increment, columns: deltas.mapValues(JSONValue.int), context: context))
         for (column, delta) in deltas {
-            var totals = (state.counters[column] ?? PNCounter()).totals(of: event.counterSlot)
+            let counter = state.counters[column] ?? PNCounter()
+            var totals = counter.totals(of: event.counterSlot)
+            let (_, valueOverflows) = counter.value.addingReportingOverflow(delta)
+            let totalOverflows: Bool
             if delta >= 0 {
-                totals.p = Self.saturatingAdd(totals.p, delta)
+                (totals.p, totalOverflows) = totals.p.addingReportingOverflow(delta)
             } else {
-                totals.n = Self.saturatingAdd(totals.n, delta == .min ? .max : -delta)
+                (totals.n, totalOverflows) = totals.n.subtractingReportingOverflow(delta)
+            }
+            if valueOverflows || totalOverflows {
+                throw .wrongColumnType(table: table.name, column: column, problem: "the increment takes the counter out of the 64-bit integer range")
             }
             event.counterTotals[column] = totals
         }
@@ -86,10 +96,5 @@ extension RowState {
         ChangeEvent(
             origin: context.origin, table: table.name, key: key, op: op, hlc: context.hlc, epoch: context.epoch,
             columns: columns, writer: context.writer)
-    }
-
-    private static func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
-        let (sum, overflow) = a.addingReportingOverflow(b)
-        return overflow ? .max : sum
     }
 }
