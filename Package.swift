@@ -142,7 +142,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GeorepEngineTests",
-            dependencies: ["GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport"],
+            dependencies: [
+                "GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -34,6 +34,8 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let autoOffsetReset = Code(rawValue: -140)
         /// The broker does not support the requested feature (for example CreateTopics on the development broker).
         public static let unsupportedFeature = Code(rawValue: -165)
+        /// The record is larger than the producer's `message.max.bytes` or the broker's limit.
+        public static let messageTooLarge = Code(rawValue: 10)
         /// The topic already exists.
         public static let topicAlreadyExists = Code(rawValue: 36)
         /// The client is in the wrong state for the call (for example closed).

@@ -124,12 +124,13 @@ public final class RegionNode: Sendable {
         var applierSettings = settings.applier
         // Scale-out processes share partitions: another process's applier may reach this writer's events.
         if !applierSettings.sharesPartitions { applierSettings.localApplyLedger = LocalApplyLedger() }
-        writer = Writer(
-            region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
-            writerID: settings.writerID, localApplyLedger: applierSettings.localApplyLedger, logger: logger)
         let applierControl = applierSettings.control ?? ApplierControl()
         applierSettings.control = applierControl
         self.applierControl = applierControl
+        writer = Writer(
+            region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
+            acceptsWrites: role.acceptsWrites, writerID: settings.writerID, localApplyLedger: applierSettings.localApplyLedger,
+            control: applierControl, catchesUpAtStart: true, logger: logger)
         // Cannot fail: the region was checked above.
         applier = try! Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
         let onChange = ControlChangeForwarder()
@@ -171,8 +172,34 @@ public final class RegionNode: Sendable {
         let group = ServiceGroup(configuration: configuration)
         serviceGroup.withLock { $0 = group }
         logger.notice("node starting", metadata: ["region": .string(region), "topology": .string(config.topology.rawValue)])
+        let catchUp = Task { await tellWriterOwnLogEnds() }
+        defer { catchUp.cancel() }
         try await group.run()
         logger.notice("node stopped", metadata: ["region": .string(region)])
+    }
+
+    /// Reads the ends of this region's own topics, which writes wait for the store to hold
+    /// (see ``Writer/catchUp(toOwnLogEnds:)``), trying again each second until Kafka answers.
+    private func tellWriterOwnLogEnds() async {
+        guard let own = config.region(id: region) else { return }
+        var topics = [Topics.changes(region)]
+        if settings.applier.consumesPinnedTopic { topics.append(Topics.pinned(region)) }
+        let partitions = topics.flatMap { Topics.partitions(of: $0, in: config) }
+        while !Task.isCancelled {
+            do {
+                let probe = try KafkaConsumer(
+                    configuration: config.consumerConfiguration(own.kafka, groupID: "georep.start.\(region)", clientID: "georep-start-\(region)",
+                                                                extra: settings.applier.consumerProperties),
+                    logger: logger)
+                let ends = try await probe.closing { try await $0.endOffsets(of: partitions, timeout: .seconds(5)) }
+                writer.catchUp(toOwnLogEnds: Dictionary(
+                    ends.map { (SourcePartition(topic: $0.key.topic, partition: $0.key.partition), $0.value) }, uniquingKeysWith: max))
+                return
+            } catch {
+                logger.warning("cannot read the ends of this region's own topics, which writes wait for; trying again: \(error)")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     /// Starts the graceful shutdown of ``run()``.
@@ -189,7 +216,7 @@ public final class RegionNode: Sendable {
     /// Replaces the role (a failover), stamping the new epoch on later writes.
     public func updateRole(_ role: NodeRole) async {
         roleState.withLock { $0 = role }
-        writer.epoch = role.epoch
+        writer.updateRole(epoch: role.epoch, acceptsWrites: role.acceptsWrites)
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
         do {
             try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })

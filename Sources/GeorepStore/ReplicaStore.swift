@@ -49,7 +49,9 @@ public struct BatchOutcome: Sendable, Hashable {
     public var unchanged: Int = 0
     /// Events skipped because their offset is below the stored position (already applied).
     public var skipped: Int = 0
-    /// Events that failed; each is also kept in the store's dead-letter outbox.
+    /// Events that failed; each with a source position is also kept in the store's
+    /// dead-letter outbox (one without, a writer's local apply, is left to the applier, which
+    /// reads it from the log).
     public var failures: [EventFailure] = []
     /// Conflicts detected by this batch.
     public var conflicts: [Conflict] = []
@@ -89,8 +91,8 @@ public struct DeadLetter: Sendable, Hashable {
 public protocol ReplicaStore: Sendable {
     /// Applies a batch in one transaction together with the batch's next positions.
     ///
-    /// An event that fails is reported in the outcome and kept as a dead letter; the others
-    /// apply. `consumed` names further positions that were consumed without an event (records
+    /// An event that fails is reported in the outcome and, when it has a source position, kept
+    /// as a dead letter; the others apply. `consumed` names further positions that were consumed without an event (records
     /// the caller could not decode and dead-lettered itself): their partitions' positions
     /// advance past them in the same transaction. Throws only when the transaction itself
     /// fails, in which case nothing (rows, positions, dead letters) was stored.

@@ -124,7 +124,8 @@ struct DeadLetterTests {
                 // An event the store refused, its dead letter claimed by a publisher that then stopped.
                 let refused = ChangeEvent(origin: region, table: "no_such_table", key: ["id": 7], op: .upsert,
                                           hlc: HLCTimestamp(millis: 5, logical: 0), epoch: 1)
-                #expect(try await store.apply(batch: [SourcedEvent(refused)]).failures.count == 1)
+                let source = SourcePosition(topic: Topics.changes(region), partition: 0, offset: 0)
+                #expect(try await store.apply(batch: [SourcedEvent(refused, source: source)]).failures.count == 1)
                 let claimedAt = Date().timeIntervalSince1970 * 1000
                 #expect(try await store.claimDeadLetters(limit: 10, lease: .seconds(2)).count == 1)
 

@@ -74,7 +74,11 @@ final class TestNode: Sendable {
     let applierTask: Task<Void, any Error>
 
     /// Opens the region's configured store (SQLite or PostgreSQL) and starts its applier.
-    init(region: String, config: GeorepConfig) async throws {
+    ///
+    /// - Parameters:
+    ///   - control: fence points and pauses shared by the writer and the applier.
+    ///   - catchesUpAtStart: whether writes wait for ``Writer/catchUp(toOwnLogEnds:)``, as a node's do.
+    init(region: String, config: GeorepConfig, control: ApplierControl? = nil, catchesUpAtStart: Bool = false) async throws {
         self.region = region
         self.config = config
         guard let location = config.region(id: region)?.store else { throw ApplierError.unknownRegion(region) }
@@ -85,8 +89,10 @@ final class TestNode: Sendable {
         producer = try KafkaProducer(configuration: producerConfiguration, logger: testLogger("writer"))
         var settings = Applier.Settings()
         settings.localApplyLedger = localApplyLedger
+        settings.control = control
         writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1,
-                        localApplyLedger: settings.localApplyLedger, logger: testLogger("writer"))
+                        localApplyLedger: settings.localApplyLedger, control: control, catchesUpAtStart: catchesUpAtStart,
+                        logger: testLogger("writer"))
         applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings, logger: testLogger("applier.\(region)"))
         let applier = applier
         applierTask = Task { try await applier.run() }

@@ -131,6 +131,19 @@ import Testing
         }
     }
 
+    /// A writer's local apply has no source position: the applier reads the event from the log
+    /// and dead-letters it then, if it fails again; a letter now would be a second one.
+    @Test(arguments: StoreKind.allCases)
+    func aFailedEventWithoutSourceIsReportedButNotDeadLettered(_ kind: StoreKind) async throws {
+        try await ScratchStore.with(kind) { scratch in
+            let store = try await scratch.open()
+            let outcome = try await store.apply(batch: [SourcedEvent(ChangeEvent(
+                origin: "eu-west-1", table: "orders", key: ["id": 1], op: .upsert, hlc: HLCTimestamp(millis: 5, logical: 0), epoch: 1))])
+            #expect(outcome.failures.map(\.index) == [0])
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).isEmpty)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func aClaimedDeadLetterIsLeftToItsClaimerUntilTheLeaseEnds(_ kind: StoreKind) async throws {
         try await ScratchStore.with(kind) { scratch in

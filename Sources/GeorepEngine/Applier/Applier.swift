@@ -178,6 +178,8 @@ public final class Applier: Sendable {
                 }
                 group.cancelAll()
             }
+        } catch is CancellationError {
+            // Cancelled while a batch was being stored: a stop like any other.
         } catch let error as ApplierError {
             failure = error
         } catch let error as KafkaError {
@@ -322,7 +324,9 @@ public final class Applier: Sendable {
         var topics = TopicRegions()
         for message in messages where !message.isPartitionEOF {
             let position = message.sourcePosition
-            if let hlc = appliedByWriter[position] {
+            // Past a fence point the writer's local apply may have raced the fence: decode, so that
+            // the fence is checked against the event's epoch.
+            if let hlc = appliedByWriter[position], !isPastFencePoint(position) {
                 batch.alreadyApplied.append(position)
                 batch.highestHLC = max(batch.highestHLC, hlc)
                 continue
@@ -337,6 +341,12 @@ public final class Applier: Sendable {
             }
         }
         return batch
+    }
+
+    /// Whether `position` is past a fence point, where events of older epochs are refused.
+    private func isPastFencePoint(_ position: SourcePosition) -> Bool {
+        settings.control?.fenceRefusal(
+            topic: position.partition.topic, partition: position.partition.partition, offset: position.offset, eventEpoch: 0) != nil
     }
 
     /// Applies one decoded batch: dead-letter the refused records (acknowledged before their
@@ -354,6 +364,8 @@ public final class Applier: Sendable {
         do {
             outcome = try await store.apply(
                 batch: events, consumed: refused.map(\.message.sourcePosition) + batch.alreadyApplied)
+        } catch is CancellationError {
+            throw CancellationError()  // stopping: the transaction did not commit
         } catch {
             throw ApplierError.store("cannot apply a batch of \(events.count) events: \(error)")
         }

@@ -43,7 +43,7 @@ public struct WriteReceipt: Sendable, Hashable {
 }
 
 /// Why a write was refused or failed. A refused write (every case but
-/// ``notAcknowledged(_:)`` and ``store(_:)``) published and stored nothing.
+/// ``notAcknowledged(_:)``, ``store(_:)`` and ``fenced(_:)``) published and stored nothing.
 public enum WriteError: Error, Sendable, CustomStringConvertible {
     /// The table is not in the configuration.
     case unknownTable(String)
@@ -53,11 +53,25 @@ public enum WriteError: Error, Sendable, CustomStringConvertible {
     case rejected(EventRejection)
     /// A region-pinned row belongs to another region, whose node must take the write.
     case pinnedElsewhere(table: String, homeRegion: String)
+    /// The write names another `home_region` for a region-pinned row, which never moves.
+    case homeRegionFixed(table: String, homeRegion: String)
+    /// The event is larger than Kafka takes in one record; retrying cannot help.
+    case tooLarge(String)
     /// Kafka did not acknowledge the event: the write did not happen (or its fate is unknown
     /// after a time-out; a retry is safe because merges are idempotent).
     case notAcknowledged(KafkaErrorDescription)
     /// The local store failed while reading the row; nothing was published.
     case store(String)
+    /// The local store does not hold the region's own earlier writes yet (after a restart, or
+    /// a failed local apply of this row): an event built now could undo one. Nothing was
+    /// published; a retry succeeds once the applier has caught up.
+    case catchingUp(String)
+    /// The node stopped taking writes of replicated tables (a failover gave the primary role
+    /// to another region, or it never had it); nothing was published.
+    case notAccepting(region: String, epoch: UInt64)
+    /// Kafka has the event, but past a fence point of a failover: every region refuses it to
+    /// its dead-letter topic (refused, not lost) and the write did not take effect.
+    case fenced(String)
 
     /// A human-readable reason naming the problem.
     public var description: String {
@@ -66,8 +80,13 @@ public enum WriteError: Error, Sendable, CustomStringConvertible {
         case let .emptyRequest(table, operation): "\(operation) on table \(table) names no column"
         case let .rejected(rejection): rejection.description
         case let .pinnedElsewhere(table, home): "this row of region-pinned table \(table) lives in region \(home); write it there"
+        case let .homeRegionFixed(table, home): "home_region of a row of region-pinned table \(table) cannot change: the row lives in region \(home)"
+        case let .tooLarge(problem): problem
         case let .notAcknowledged(error): "Kafka did not acknowledge the write: \(error.message)"
         case let .store(problem): "the local store failed: \(problem)"
+        case let .catchingUp(problem): problem
+        case let .notAccepting(region, epoch): "region \(region) does not accept writes of replicated tables at epoch \(epoch)"
+        case let .fenced(reason): "the write was refused: \(reason)"
         }
     }
 }

@@ -23,8 +23,18 @@ import Synchronization
 /// the ledger it applies the event again, which changes nothing: every merge is idempotent).
 /// An event the applier has already committed is not applied locally.
 ///
+/// An event is only built on a local state that holds the region's own earlier events (see
+/// ``UnstoredWrites``): after a restart the writer waits until the store holds its region's log
+/// up to its end at start (``catchUp(toOwnLogEnds:)``), and a row whose local apply failed waits
+/// for the applier to store that event.
+///
+/// Events of replicated tables carry the writer's epoch, the fencing token of a failover: the
+/// epoch and whether the node takes such writes (``updateRole(epoch:acceptsWrites:)``) are read
+/// together when an event is built, and an acknowledged event past a fence point (``ApplierControl``)
+/// is not applied locally, as every region refuses it.
+///
 /// - Important: Several writers for one region must not share a counter slot; give each
-///   node of a region its own writer id in ``init(region:config:store:clock:producer:epoch:writerID:logger:)``.
+///   node of a region its own writer id in ``init(region:config:store:clock:producer:epoch:acceptsWrites:writerID:localApplyLedger:control:catchesUpAtStart:logger:)``.
 public final class Writer: Sendable {
     /// The region whose topic this writer publishes to.
     public let region: String
@@ -33,7 +43,11 @@ public final class Writer: Sendable {
     let clock: HybridLogicalClock
     private let producer: KafkaProducer
     let writerID: String?
-    private let currentEpoch: Atomic<UInt64>
+    private let role: Mutex<(epoch: UInt64, acceptsWrites: Bool)>
+    /// Writes of replicated tables between building their event and returning.
+    private let writesInFlight = Atomic<Int>(0)
+    private let unstored: UnstoredWrites
+    private let control: ApplierControl?
     private let rows = KeyedSerializer()
     private let published = Mutex<[SourcePartition: Int64]>([:])
     private let localApplies: LocalApplyQueue
@@ -46,12 +60,18 @@ public final class Writer: Sendable {
     /// - Parameters:
     ///   - clock: the node's clock, shared with its ``Applier``.
     ///   - epoch: the writer epoch stamped on every event (the fencing token).
+    ///   - acceptsWrites: whether it takes writes of replicated tables (region-pinned rows are
+    ///     written in their home region whatever the topology).
     ///   - writerID: the counter slot; nil for the region's own slot (one writer per region).
     ///   - localApplyLedger: shared with the node's applier (``Applier/Settings/localApplyLedger``)
     ///     so that each of the region's events is merged into the store once; nil: twice.
+    ///   - control: the fence points the node's applier enforces; nil for none.
+    ///   - catchesUpAtStart: writes wait until ``catchUp(toOwnLogEnds:)`` is told the ends of the
+    ///     region's own topics and the store holds them (a node's restart); false: they do not.
     public init(
         region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock,
-        producer: KafkaProducer, epoch: UInt64, writerID: String? = nil, localApplyLedger: LocalApplyLedger? = nil, logger: Logger
+        producer: KafkaProducer, epoch: UInt64, acceptsWrites: Bool = true, writerID: String? = nil,
+        localApplyLedger: LocalApplyLedger? = nil, control: ApplierControl? = nil, catchesUpAtStart: Bool = false, logger: Logger
     ) {
         self.region = region
         self.config = config
@@ -59,16 +79,47 @@ public final class Writer: Sendable {
         self.clock = clock
         self.producer = producer
         self.writerID = writerID
-        self.currentEpoch = Atomic(epoch)
+        self.role = Mutex((epoch, acceptsWrites))
         self.localApplies = LocalApplyQueue(store: store, logger: logger)
         self.localApplyLedger = localApplyLedger
+        self.unstored = UnstoredWrites(store: store, catchesUpAtStart: catchesUpAtStart)
+        self.control = control
         self.logger = logger
     }
 
+    /// How long a write waits for the store to hold the region's own earlier events before it
+    /// is refused with ``WriteError/catchingUp(_:)``.
+    public static let catchUpTimeout = Duration.seconds(10)
+
     /// The epoch stamped on new events.
-    public var epoch: UInt64 {
-        get { currentEpoch.load(ordering: .relaxed) }
-        set { currentEpoch.store(newValue, ordering: .relaxed) }
+    public var epoch: UInt64 { role.withLock { $0.epoch } }
+
+    /// Replaces the epoch stamped on new events and whether writes of replicated tables are
+    /// taken; a write whose event is built afterwards sees both.
+    public func updateRole(epoch: UInt64, acceptsWrites: Bool) {
+        role.withLock { $0 = (epoch, acceptsWrites) }
+    }
+
+    /// Tells a writer made with `catchesUpAtStart` the ends of its region's own topics at start.
+    public func catchUp(toOwnLogEnds ends: [SourcePartition: Int64]) {
+        unstored.setStartEnds(ends)
+    }
+
+    /// Whether the local store may miss the region's own event at `position`: Kafka acknowledged
+    /// it, but its local apply failed, or the node restarted before it and has not caught up.
+    public func mayMissOwnEvent(at position: SourcePosition) -> Bool {
+        unstored.mayMiss(position)
+    }
+
+    /// Returns once no write of a replicated table is between building its event and returning,
+    /// or after `timeout` (returning false).
+    public func waitForWritesInFlight(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while writesInFlight.load(ordering: .acquiring) > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
     }
 
     /// Publishes the event for `request`, waits for Kafka's acknowledgement, applies it
@@ -83,12 +134,14 @@ public final class Writer: Sendable {
         } catch {
             throw .rejected(error)
         }
-        return try await rows.withKey(table.kafkaKey(for: request.key)) { () throws(WriteError) in
-            try await writeSerialized(request, table: table)
+        let key = table.kafkaKey(for: request.key)
+        return try await rows.withKey(key) { () throws(WriteError) in
+            try await writeSerialized(request, table: table, key: key)
         }
     }
 
-    private func writeSerialized(_ request: WriteRequest, table: TableSchema) async throws(WriteError) -> WriteReceipt {
+    private func writeSerialized(_ request: WriteRequest, table: TableSchema, key: String) async throws(WriteError) -> WriteReceipt {
+        try await unstored.waitUntilStored(key: key, region: region, timeout: Self.catchUpTimeout)
         let row: RowState
         do {
             row = Self.needsRowState(request, table: table)
@@ -99,12 +152,24 @@ public final class Writer: Sendable {
         } catch {
             throw .store(String(describing: error))
         }
-        let event = try makeEvent(request, row: row)
-        let topic = table.merge == .pinned ? Topics.pinned(region) : Topics.changes(region)
+        let isReplicated = table.merge != .pinned
+        if isReplicated { writesInFlight.add(1, ordering: .releasing) }
+        defer { if isReplicated { writesInFlight.subtract(1, ordering: .releasing) } }
+        let event = try makeEvent(request, row: row, isReplicated: isReplicated)
+        let topic = isReplicated ? Topics.changes(region) : Topics.pinned(region)
         let report = try await publish(event, table: table, to: topic)
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
-        if localApplyLedger?.isAppliedByApplier(position) != true, await localApplies.apply(event) {
-            localApplyLedger?.writerApplied(position, hlc: event.hlc)
+        if let refusal = control?.fenceRefusal(topic: topic, partition: report.partition, offset: report.offset, eventEpoch: event.epoch) {
+            // Every region's applier, this one's included, refuses it to the dead-letter topic.
+            logger.warning("an acknowledged write is past a fence point; not applied", metadata: ["position": "\(position)", "reason": .string(refusal)])
+            throw .fenced(refusal)
+        }
+        if localApplyLedger?.isAppliedByApplier(position) != true {
+            if await localApplies.apply(event) {
+                localApplyLedger?.writerApplied(position, hlc: event.hlc)
+            } else {
+                unstored.localApplyFailed(key: key, at: position)
+            }
         }
         return WriteReceipt(
             token: WriteToken(region: region, partition: report.partition, offset: report.offset), position: position, event: event)
@@ -122,14 +187,19 @@ public final class Writer: Sendable {
         do {
             report = try await producer.send(record)
         } catch {
-            throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
+            throw Self.failure(error, record: record)
         }
-        if let error = report.error {
-            throw .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
-        }
+        if let error = report.error { throw Self.failure(error, record: record) }
         let partition = SourcePartition(topic: topic, partition: report.partition)
         published.withLock { $0[partition] = max($0[partition] ?? -1, report.offset) }
         return report
+    }
+
+    private static func failure(_ error: KafkaError, record: KafkaRecord) -> WriteError {
+        if error.code == .messageTooLarge {
+            return .tooLarge("the event is \((record.key?.count ?? 0) + (record.value?.count ?? 0)) bytes, more than Kafka takes in one record (message.max.bytes)")
+        }
+        return .notAcknowledged(KafkaErrorDescription(message: error.description, isRetriable: error.isRetriable))
     }
 
     /// The highest offset this writer has published to `partition`, noted as soon as Kafka
@@ -163,9 +233,11 @@ public final class Writer: Sendable {
     }
 
     /// Builds the validated event for `request` from the row's current state.
-    private func makeEvent(_ request: WriteRequest, row: RowState) throws(WriteError) -> ChangeEvent {
+    private func makeEvent(_ request: WriteRequest, row: RowState, isReplicated: Bool) throws(WriteError) -> ChangeEvent {
         var operation = request.operation
         if row.table.merge == .pinned { operation = try pinToThisRegion(operation, row: row) }
+        let (epoch, acceptsWrites) = role.withLock { $0 }
+        if isReplicated, !acceptsWrites { throw .notAccepting(region: region, epoch: epoch) }
         let context = WriteContext(origin: region, hlc: clock.now(), epoch: epoch, writer: writerID)
         do {
             switch operation {
@@ -188,8 +260,10 @@ public final class Writer: Sendable {
             throw .pinnedElsewhere(table: row.table.name, homeRegion: home)
         }
         guard case var .upsert(columns) = operation, row.table.type(of: homeColumn) != nil else { return operation }
-        if let requested = columns[homeColumn] {
-            if let home = requested.stringValue, home != region { throw .pinnedElsewhere(table: row.table.name, homeRegion: home) }
+        if let requested = columns[homeColumn], let home = requested.stringValue, home != region {
+            // An existing row's home is this region (checked above); a new row's is the one named.
+            if row.view?[homeColumn] != nil { throw .homeRegionFixed(table: row.table.name, homeRegion: region) }
+            throw .pinnedElsewhere(table: row.table.name, homeRegion: home)
         } else if row.view?[homeColumn] == nil {
             columns[homeColumn] = .string(region)
         }

@@ -20,8 +20,11 @@ extension RegionNode {
             await updateRole(role)
         }
         for fence in newFences where fence.region == region {
-            // Writes acknowledged just before the role changed reach the log first.
-            try? await Task.sleep(for: .milliseconds(300))
+            // Writes whose events were built before the role changed reach the log (and are
+            // refused locally when past the fence point) before the rows are rebuilt.
+            if await !writer.waitForWritesInFlight(timeout: .seconds(30)) {
+                logger.warning("writes built before the fence are still waiting for Kafka after 30 s; rebuilding the rows anyway")
+            }
             do {
                 _ = try await FencedRowRepair(region: region, config: config, store: store, control: applierControl, logger: logger).run(fence: fence)
             } catch {

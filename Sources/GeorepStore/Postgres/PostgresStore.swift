@@ -169,10 +169,10 @@ public final class PostgresStore: ReplicaStore {
         for (index, reason) in failures.sorted(by: { $0.0 < $1.0 }) {
             let item = batch[index]
             outcome.failures.append(EventFailure(index: index, source: item.source, reason: reason))
-            let source = item.source
+            guard let source = item.source else { continue }
             try await connection.query("""
                 INSERT INTO georep_dead_letters (topic, partition, "offset", reason, payload)
-                VALUES (\(source?.partition.topic), \(source?.partition.partition), \(source?.offset), \(reason), \(Data(item.event.encodedJSON())))
+                VALUES (\(source.partition.topic), \(source.partition.partition), \(source.offset), \(reason), \(Data(item.event.encodedJSON())))
                 """, logger: logger)
         }
         let changedPositions = plan.next.filter { $0.value != stored[$0.key] }

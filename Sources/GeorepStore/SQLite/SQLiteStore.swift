@@ -170,10 +170,11 @@ public final class SQLiteStore: ReplicaStore {
                 statements = BatchStatements()
                 let reason = Self.reason(error)
                 outcome.failures.append(EventFailure(index: index, source: item.source, reason: reason))
-                try db.execute(
-                    sql: #"INSERT INTO georep_dead_letters (topic, partition, "offset", reason, payload) VALUES (?, ?, ?, ?, ?)"#,
-                    arguments: [item.source?.partition.topic, item.source?.partition.partition, item.source?.offset,
-                                reason, item.event.encodedJSON()])
+                if let source = item.source {
+                    try db.execute(
+                        sql: #"INSERT INTO georep_dead_letters (topic, partition, "offset", reason, payload) VALUES (?, ?, ?, ?, ?)"#,
+                        arguments: [source.partition.topic, source.partition.partition, source.offset, reason, item.event.encodedJSON()])
+                }
             }
         }
         endRun()
