@@ -12,6 +12,12 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "Bootstrap servers to use for every region instead of the configuration's (e.g. the development broker's).")
     var kafka: String?
 
+    func validate() throws {
+        if let kafka, kafka.allSatisfy(\.isWhitespace) {
+            throw ValidationError("--kafka is empty: give the bootstrap servers, host:port[,host:port...]")
+        }
+    }
+
     /// The configuration, with the override applied.
     func load() throws -> GeorepConfig {
         let parsed = try GeorepConfig.load(path: config)

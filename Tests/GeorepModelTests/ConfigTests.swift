@@ -118,6 +118,8 @@ import Testing
         expectFailure(replacing: "partitions: 12", with: "partition: 12", line: 3, problem: "unknown key 'partition' in the top level")
         expectFailure(replacing: "    store: sqlite:data/us-east-1.sqlite", with: "    store: mysql://x", line: 9, problem: "store of region us-east-1 must be sqlite:PATH or a postgres:// URL")
         expectFailure(replacing: "http: 127.0.0.1:8081", with: "http: localhost", line: 8, problem: "http of region us-east-1 must be host:port")
+        expectFailure(replacing: #"http: "[::1]:8082""#, with: "http: 127.0.0.1:8081", line: 12,
+                      problem: "http 127.0.0.1:8081 of region eu-west-1 is also region us-east-1's")
         expectFailure(replacing: "topology: single-primary", with: "topology: ring", line: 1, problem: "unknown topology 'ring'")
         expectFailure(replacing: "    merge: lww-columns\n", with: "    merge: lww-columns\n    ttl: 5\n", line: 22, problem: "unknown key 'ttl' in table cart")
         expectFailure(replacing: "user_profile:", with: "georep_offsets:", line: 15, problem: "table name 'georep_offsets'")

@@ -143,7 +143,11 @@ struct NodeAPITests {
                 ("POST", "/v1/tables/cart/rows/c1/increment", #"{"note": 3}"#, 400, "note"),
                 ("PUT", "/v1/tables/user_pii/rows/9", #"{"home_region": "mars-1", "email": "a@b"}"#, 422, "mars-1"),
                 ("GET", "/v1/tables/user_profile/rows/1?x", nil, 200, ""),
-                ("PATCH", "/v1/tables/user_profile/rows/1", #"{"display_name": "x"}"#, 404, "PATCH"),
+                ("PATCH", "/v1/tables/user_profile/rows/1", #"{"display_name": "x"}"#, 405, "GET, PUT, DELETE"),
+                ("POST", "/v1/tables/user_profile/rows/1", #"{"display_name": "x"}"#, 405, "POST is not served"),
+                ("GET", "/v1/tables/cart/rows/c1/increment", nil, 405, "POST"),
+                // Over Kafka's record size, under the HTTP body limit: no retry can help.
+                ("PUT", "/v1/tables/user_profile/rows/1", #"{"bio": ""# + String(repeating: "b", count: 1_000_100) + #""}"#, 413, "message.max.bytes"),
                 ("GET", "/v2/nothing", nil, 404, "/v2/nothing"),
             // Operator hooks are off unless the node is started with them.
             ("POST", "/v1/admin/applier/pause", nil, 404, "/v1/admin/applier/pause"),
@@ -161,11 +165,25 @@ struct NodeAPITests {
             #expect(badToken.status == 400 && badToken.error?.contains("georep-token") == true)
             let unknownRegionToken = try await node.send("GET", "/v1/tables/user_profile/rows/1", headers: ["georep-token": "mars-1:0:1"])
             #expect(unknownRegionToken.status == 400 && unknownRegionToken.error?.contains("mars-1") == true)
+            let noSuchPartition = try await node.send("GET", "/v1/tables/user_profile/rows/1", headers: ["georep-token": "eu-west-1:99:0"])
+            #expect(noSuchPartition.status == 400 && noSuchPartition.error?.contains("partition 99") == true)
+            #expect(try await node.send("PATCH", "/v1/tables/user_profile/rows/1").headers["allow"] == "GET, PUT, DELETE")
 
             #expect(try await node.publishedOffsets() == before, "a refused request published nothing")
             #expect(try await node.send("GET", "/v1/tables/user_profile/rows/1").json?.objectValue?["display_name"] == "kept")
             #expect(try await node.send("GET", "/v1/tables/cart/rows/c1").status == 404)
             #expect(try await node.send("GET", "/v1/tables/user_pii/rows/9").status == 404)
+
+            // Refused after something was stored.
+            let overflow = "/v1/tables/cart/rows/c2/increment"
+            #expect(try await node.send("POST", overflow, raw: #"{"views": 9223372036854775807}"#).status == 200)
+            let pastMax = try await node.send("POST", overflow, raw: #"{"views": 1}"#)
+            #expect(pastMax.status == 400 && pastMax.error?.contains("64-bit") == true, "\(pastMax.status) \(pastMax.error ?? "")")
+            #expect(try await node.send("POST", overflow, raw: #"{"views": -1}"#).status == 200)
+            #expect(try await node.send("GET", "/v1/tables/cart/rows/c2").json?.objectValue?["views"] == .int(Int64.max - 1))
+            #expect(try await node.send("PUT", "/v1/tables/user_pii/rows/9", raw: #"{"email": "a@b"}"#).status == 200)
+            let move = try await node.send("PUT", "/v1/tables/user_pii/rows/9", raw: #"{"home_region": "eu-west-1"}"#)
+            #expect(move.status == 409 && move.error?.contains("cannot change: the row lives in region us-east-1") == true, "\(move.error ?? "")")
         }
     }
 

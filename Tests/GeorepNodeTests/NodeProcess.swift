@@ -25,7 +25,7 @@ final class GeorepProcess: @unchecked Sendable {
         process.standardOutput = output
         if let logFile {
             if !FileManager.default.fileExists(atPath: logFile.path) {
-                FileManager.default.createFile(atPath: logFile.path, contents: nil)
+                _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
             }
             let handle = try FileHandle(forWritingTo: logFile)
             try handle.seekToEnd()

@@ -98,6 +98,9 @@ private struct ConfigParser {
             guard let http = HostPort(parsing: try string(httpNode, "http")) else {
                 throw fail(httpNode, "http of region \(id) must be host:port")
             }
+            if http.port != 0, let other = regions.first(where: { $0.http == http }) {
+                throw fail(httpNode, "http \(http) of region \(id) is also region \(other.id)'s: each region's node needs its own address")
+            }
             let storeNode = try required(fields, "store", in: "region \(id)")
             guard let store = StoreLocation(parsing: try string(storeNode, "store")) else {
                 throw fail(storeNode, "store of region \(id) must be sqlite:PATH or a postgres:// URL")

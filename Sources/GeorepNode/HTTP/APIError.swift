@@ -9,11 +9,14 @@ struct APIError: Error, CustomStringConvertible {
     var status: HTTPResponse.Status
     var message: String
     var servedBy: String?
+    /// The `Allow` header of a 405: the methods the path takes.
+    var allow: String?
 
-    init(_ status: HTTPResponse.Status, _ message: String, servedBy: String? = nil) {
+    init(_ status: HTTPResponse.Status, _ message: String, servedBy: String? = nil, allow: String? = nil) {
         self.status = status
         self.message = message
         self.servedBy = servedBy
+        self.allow = allow
     }
 
     /// The response to a failed write.
@@ -21,8 +24,9 @@ struct APIError: Error, CustomStringConvertible {
         let status: HTTPResponse.Status = switch error {
         case .unknownTable: .notFound
         case .emptyRequest, .rejected: .badRequest
-        case .pinnedElsewhere: .conflict
-        case .notAcknowledged: .serviceUnavailable
+        case .pinnedElsewhere, .homeRegionFixed, .notAccepting, .fenced: .conflict
+        case .tooLarge: .contentTooLarge
+        case .notAcknowledged, .catchingUp: .serviceUnavailable
         case .store: .internalServerError
         }
         // The store's own words stay in the node's log.
@@ -36,6 +40,7 @@ struct APIError: Error, CustomStringConvertible {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let servedBy { headers[HTTPField.Name("georep-served-by")!] = servedBy }
+        if let allow { headers[.allow] = allow }
         let body = JSONValue.object(["error": .string(message)]).jsonText
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }

@@ -24,6 +24,10 @@ extension RegionNode {
         router.post(RouterPath("\(row)/add")) { request, context in try await self.write(request, context, .add) }
         router.post(RouterPath("\(row)/remove")) { request, context in try await self.write(request, context, .remove) }
         router.post(RouterPath("\(row)/increment")) { request, context in try await self.write(request, context, .increment) }
+        for (path, allowed) in [("/health", [HTTPRequest.Method.get]), ("/metrics", [.get]), ("/v1/status", [.get]), (row, [.get, .put, .delete]),
+                                ("\(row)/add", [.post]), ("\(row)/remove", [.post]), ("\(row)/increment", [.post])] {
+            refuseOtherMethods(on: path, allowed: allowed, router: router)
+        }
         let address = settings.listenAddress ?? config.region(id: region)?.http ?? HostPort(host: "127.0.0.1", port: 0)
         return Application(
             router: router,
@@ -32,6 +36,17 @@ extension RegionNode {
                 self.didStartListening(HostPort(host: address.host, port: UInt16(channel.localAddress?.port ?? Int(address.port))))
             },
             logger: logger)
+    }
+
+    /// Answers the usual methods a path does not serve with 405 and its `Allow` header (RFC 9110
+    /// §15.5.6) instead of the router's 404.
+    private func refuseOtherMethods(on path: String, allowed: [HTTPRequest.Method], router: Router<BasicRequestContext>) {
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        for method in [HTTPRequest.Method.get, .put, .post, .delete, .patch] where !allowed.contains(method) {
+            router.on(RouterPath(path), method: method) { request, _ -> Response in
+                throw APIError(.methodNotAllowed, "\(request.method) is not served at \(request.uri.path); it takes \(allow)", allow: allow)
+            }
+        }
     }
 
     // MARK: - Writes
@@ -56,6 +71,12 @@ extension RegionNode {
                 _ = try await writer.publishLocation(table: table, key: key)
             }
             receipt = try await writer.write(WriteRequest(table: table.name, key: key, operation: operation))
+        } catch WriteError.notAccepting where request.headers[.georepForwardedBy] == nil {
+            // The role changed while the write waited: route it as the new role says.
+            guard let target = try await writeRoute(table: table, key: key, operation: operation, request: request) else {
+                throw APIError(.conflict, "region \(region) stopped accepting writes; the primary is \(role.primary ?? "unknown")")
+            }
+            return try await forward(request, body: body, to: target)
         } catch let error as WriteError {
             if case .store = error { logger.error("write failed in the local store: \(error)") }
             throw APIError(error)
@@ -139,7 +160,7 @@ extension RegionNode {
             }
         }
         guard let row = try await store.row(table: table.name, key: key) else {
-            throw APIError(.notFound, "no row \(context.parameters.get("key") ?? "") in table \(table.name)", servedBy: servedBy)
+            throw APIError(.notFound, "no row \(try keyText(context)) in table \(table.name)", servedBy: servedBy)
         }
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
@@ -170,8 +191,13 @@ extension RegionNode {
             guard let parsed = WriteToken.parseList(value) else {
                 throw APIError(.badRequest, "malformed georep-token '\(value)': expected <region>:<partition>:<offset>[,...]")
             }
-            for token in parsed where config.region(id: token.region) == nil {
-                throw APIError(.badRequest, "georep-token \(token) names region \(token.region), which is not in the configuration")
+            for token in parsed {
+                guard config.region(id: token.region) != nil else {
+                    throw APIError(.badRequest, "georep-token \(token) names region \(token.region), which is not in the configuration")
+                }
+                guard Int(token.partition) < config.partitions else {
+                    throw APIError(.badRequest, "georep-token \(token) names partition \(token.partition); the change topics have \(config.partitions) partitions")
+                }
             }
             tokens += parsed
         }
@@ -185,9 +211,11 @@ extension RegionNode {
     }
 
     /// Whether the token's write is in this region's store. The writer applies a write to its
-    /// own region's store before acknowledging it, so this region's own tokens always are.
+    /// own region's store before acknowledging it, so this region's own tokens are, unless that
+    /// local apply failed or the node restarted before it (the writer knows).
     private func isApplied(_ token: WriteToken, table: TableSchema) -> Bool {
-        token.region == region || applier.progress.isApplied(position(of: token, table: table))
+        let position = position(of: token, table: table)
+        return token.region == region && !writer.mayMissOwnEvent(at: position) || applier.progress.isApplied(position)
     }
 
     // MARK: - Forwarding
@@ -229,12 +257,21 @@ extension RegionNode {
         guard let table = config.table(named: tableName) else {
             throw APIError(.notFound, "unknown table \(tableName); tables: \(config.tables.map(\.name).joined(separator: ", "))")
         }
-        let keyText = context.parameters.get("key").map { $0.removingPercentEncoding ?? $0 } ?? ""
+        let keyText = try keyText(context)
         do {
             return (table, try table.parseKey(keyText))
         } catch {
             throw APIError(.badRequest, error.description)
         }
+    }
+
+    /// The path's key, percent-decoded.
+    private func keyText(_ context: BasicRequestContext) throws -> String {
+        let raw = context.parameters.get("key") ?? ""
+        guard let text = raw.removingPercentEncoding else {
+            throw APIError(.badRequest, "the key \(raw) in the path is not valid percent-encoded UTF-8")
+        }
+        return text
     }
 
     private func readBody(_ request: Request) async throws -> [UInt8] {

@@ -26,12 +26,20 @@ public final class NodeHTTPClient: Sendable {
         public var error: String? { json?.objectValue?["error"]?.stringValue }
     }
 
-    private let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    private let client: HTTPClient
     private let timeout: Duration
+
+    /// How long a connection may take to open. A node that is down refuses at once, but the
+    /// client's pool keeps trying until this passes: a forward to it fails after this long.
+    static let connectTimeout = Duration.seconds(2)
 
     /// Makes a client; ``shutdown()`` it after use.
     public init(timeout: Duration = .seconds(30)) {
         self.timeout = timeout
+        var configuration = HTTPClient.Configuration()
+        let connect = min(timeout, Self.connectTimeout)
+        configuration.timeout.connect = .nanoseconds(connect.nanoseconds)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// Sends `method` to `http://address/path` with an optional JSON body and headers.
