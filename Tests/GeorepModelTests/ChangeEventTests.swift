@@ -211,13 +211,16 @@ import Testing
         #expect(try Fixtures.table("user_profile").parseKey("42") == ["user_id": 42])
         #expect(try Fixtures.table("ledger").parseKey("a,7") == ["region_code": "a", "n": 7])
         #expect(try Fixtures.table("cart").parseKey("c,1") == ["cart_id": "c,1"], "a single text key keeps its commas")
-        #expect(throws: EventRejection.keyMismatch(table: "user_profile", problem: "key column user_id must be a non-empty integer")) {
+        #expect(throws: EventRejection.keyMismatch(table: "user_profile", problem: "key column user_id must be a 64-bit integer, not 'abc'")) {
             try Fixtures.table("user_profile").parseKey("abc")
+        }
+        #expect(throws: EventRejection.keyMismatch(table: "user_profile", problem: "key column user_id must be a 64-bit integer, not '9223372036854775808'")) {
+            try Fixtures.table("user_profile").parseKey("9223372036854775808")
         }
         #expect(throws: EventRejection.keyMismatch(table: "ledger", problem: "expected 2 values (region_code, n) separated by ',' but got 1")) {
             try Fixtures.table("ledger").parseKey("a")
         }
-        #expect(throws: EventRejection.keyMismatch(table: "ledger", problem: "key column n must be a non-empty integer")) {
+        #expect(throws: EventRejection.keyMismatch(table: "ledger", problem: "key column n must be a 64-bit integer, not 'b,c'")) {
             try Fixtures.table("ledger").parseKey("a,b,c")
         }
     }

@@ -135,7 +135,7 @@ struct NodeAPITests {
                 ("PUT", "/v1/tables/user_profile/rows/1", #"["display_name"]"#, 400, "JSON object"),
                 ("PUT", "/v1/tables/user_profile/rows/1", #"{}"#, 400, "no column"),
                 ("PUT", "/v1/tables/user_profile/rows/abc", #"{"display_name": "x"}"#, 400, "user_id"),
-                ("PUT", "/v1/tables/user_profile/rows/1", #"{"user_id": 2}"#, 400, "user_id"),
+                ("PUT", "/v1/tables/user_profile/rows/1", #"{"user_id": 2}"#, 400, "user_id is a key column of table user_profile: the path gives it"),
                 ("POST", "/v1/tables/cart/rows/c1/add", #"{"items": "sku-1"}"#, 400, "array"),
                 ("POST", "/v1/tables/cart/rows/c1/add", #"{"note": ["x"]}"#, 400, "note"),
                 ("POST", "/v1/tables/cart/rows/c1/remove", #"{"items": ["sku-1"]}"#, 400, "items"),

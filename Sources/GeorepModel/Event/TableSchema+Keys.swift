@@ -32,7 +32,8 @@ extension TableSchema {
             default: value = part.isEmpty ? nil : .string(String(part))
             }
             guard let value else {
-                throw .keyMismatch(table: name, problem: "key column \(column) must be a non-empty \(type(of: column)?.rawValue ?? "value")")
+                let kind = type(of: column) == .integer ? "a 64-bit integer" : "a non-empty \(type(of: column)?.rawValue ?? "value")"
+                throw .keyMismatch(table: name, problem: "key column \(column) must be \(kind), not '\(part)'")
             }
             result[column] = value
         }

@@ -357,6 +357,9 @@ enum WriteKind: String, Sendable {
             throw APIError(.badRequest, "malformed JSON body: \(error)")
         }
         guard !object.isEmpty else { throw APIError(.badRequest, "the request body names no column") }
+        if let column = table.key.first(where: { object[$0] != nil }) {
+            throw APIError(.badRequest, "\(column) is a key column of table \(table.name): the path gives it, not the body")
+        }
         switch self {
         case .upsert:
             return .upsert(object)
