@@ -30,6 +30,9 @@ public struct SourceLag: Sendable, Hashable {
     public var source: String
     /// Per partition.
     public var partitions: [PartitionLag]
+    /// When the source's end offsets were last read (ms since 1970): older than the sample
+    /// while the source's cluster does not answer, when records written since are unknown here.
+    public var endsReadAtMillis: Int64 = 0
     /// Unapplied records.
     public var lagRecords: Int64 { partitions.reduce(0) { $0 + $1.lagRecords } }
     /// The age of the oldest unapplied record.
@@ -146,14 +149,21 @@ public final class LagSampler: Sendable {
             } catch {
                 logger.debug("cannot read the end offsets of \(Topics.changes(source.id)): \(error)")
                 // Keep the last ends seen (a failover to this region fences at them when the
-                // source's cluster is down), with the applied offsets of now.
+                // source's cluster is down), with the applied offsets of now; the lag in ms goes
+                // on growing from when the oldest unapplied end was seen.
                 if let previous = state.withLock({ $0.latest.first { $0.source == source.id } }) {
-                    result.append(SourceLag(source: source.id, partitions: previous.partitions.map { partition in
-                        var partition = partition
-                        partition.applied = progress.appliedOffsets[SourcePartition(topic: partition.topic, partition: partition.partition)] ?? partition.applied
-                        partition.end = max(partition.end, partition.applied)
-                        return partition
-                    }))
+                    let partitions = state.withLock { state in
+                        previous.partitions.map { partition in
+                            var partition = partition
+                            let key = SourcePartition(topic: partition.topic, partition: partition.partition)
+                            partition.applied = appliedOffsets[key] ?? partition.applied
+                            partition.end = max(partition.end, partition.applied)
+                            let applied = partition.applied
+                            partition.lagMillis = state.seen[key]?.first { $0.end > applied }.map { max(0, now - $0.atMillis) } ?? 0
+                            return partition
+                        }
+                    }
+                    result.append(SourceLag(source: source.id, partitions: partitions, endsReadAtMillis: previous.endsReadAtMillis))
                 }
                 continue
             }
@@ -171,7 +181,7 @@ public final class LagSampler: Sendable {
                         lagMillis: seen.first.map { max(0, now - $0.atMillis) } ?? 0)
                 }
             }
-            let lag = SourceLag(source: source.id, partitions: lags)
+            let lag = SourceLag(source: source.id, partitions: lags, endsReadAtMillis: now)
             metrics.recordLag(source: source.id, millis: lag.lagMillis, records: lag.lagRecords)
             report(lag, now: now)
             result.append(lag)

@@ -102,9 +102,11 @@ public final class RegionNode: Sendable {
             throw NodeError.store("cannot open the store \(own.store): \(error)")
         }
         self.store = store
+        let role: NodeRole
         do {
             clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
-            try await store.saveRegionConfigs(config.regions.map { Self.regionRecord($0, role: NodeRole.initial(region: region, config: config)) })
+            role = Self.startingRole(region: region, config: config, stored: try await store.regionConfigs())
+            try await store.saveRegionConfigs(config.regions.map { Self.regionRecord($0, role: role) })
         } catch {
             try? await store.close()
             throw NodeError.store("cannot read or write the store \(own.store): \(error)")
@@ -119,7 +121,6 @@ public final class RegionNode: Sendable {
         }
         // Without this, librdkafka 2.0.2 holds the first writes while it looks the topics up.
         await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
-        let role = NodeRole.initial(region: region, config: config)
         roleState = Mutex(role)
         var applierSettings = settings.applier
         // Scale-out processes share partitions: another process's applier may reach this writer's events.
@@ -214,15 +215,36 @@ public final class RegionNode: Sendable {
     }
 
     /// Replaces the role (a failover), stamping the new epoch on later writes.
+    ///
+    /// A node that stops taking writes says so (``role``, `/v1/status`) only once the writes
+    /// whose events were built before are acknowledged or failed: a planned switchover reads
+    /// the end offsets for its fence point after that, so they hold every write this node
+    /// acknowledged.
     public func updateRole(_ role: NodeRole) async {
-        roleState.withLock { $0 = role }
         writer.updateRole(epoch: role.epoch, acceptsWrites: role.acceptsWrites)
+        if !role.acceptsWrites, await !writer.waitForWritesInFlight(timeout: .seconds(30)) {
+            logger.warning("writes built before this node stopped taking writes are still waiting for Kafka after 30 s")
+        }
+        roleState.withLock { $0 = role }
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
         do {
             try await store.saveRegionConfigs(config.regions.map { regionRecord($0, role: role) })
         } catch {
             logger.warning("cannot save the region configuration: \(error)")
         }
+    }
+
+    /// The role a node starts with, before it reads the control topic: the configuration's,
+    /// unless its store records a later epoch, a failover the node had learned before it
+    /// stopped (an old primary restarted while the control topic is unreachable must not take
+    /// writes again as the configuration's primary).
+    static func startingRole(region: String, config: GeorepConfig, stored: [RegionConfigRecord]) -> NodeRole {
+        let initial = NodeRole.initial(region: region, config: config)
+        guard config.topology == .singlePrimary, let own = stored.first(where: { $0.regionID == region }), own.epoch > initial.epoch else {
+            return initial
+        }
+        let primary = stored.first(where: \.isPrimary)?.regionID ?? initial.primary
+        return NodeRole(primary: primary, epoch: own.epoch, acceptsWrites: primary == region && own.isAcceptingWrites)
     }
 
     private func regionRecord(_ region: RegionConfig, role: NodeRole) -> RegionConfigRecord {

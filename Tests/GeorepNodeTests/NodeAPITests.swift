@@ -21,7 +21,19 @@ final class InProcessNode: Sendable {
         logger.logLevel = .warning
         let broker = try DevelopmentBroker(brokers: 1, logger: logger)
         self.broker = broker
-        let directory = directory
+        let config = try Self.exampleDeployment(on: broker, directory: directory)
+        node = try await RegionNode(config: config, region: region, settings: settings, logger: logger)
+        let node = node
+        run = Task { try await node.run() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while node.listenAddress == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    var address: HostPort { node.config.region(id: node.region)!.http }
+
+    /// The example configuration with every region on `broker` (its topics created), a free
+    /// loopback port and a SQLite file in `directory`.
+    static func exampleDeployment(on broker: DevelopmentBroker, directory: URL) throws -> GeorepConfig {
         var config = try GeorepConfig.load(path: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml").path)
         config.regions = try config.regions.map { region in
             var region = region
@@ -36,14 +48,8 @@ final class InProcessNode: Sendable {
             try broker.createTopic(Topics.deadLetters(region.id), partitions: 1)
         }
         try broker.createTopic(Topics.control, partitions: 1)
-        node = try await RegionNode(config: config, region: region, settings: settings, logger: logger)
-        let node = node
-        run = Task { try await node.run() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while node.listenAddress == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return config
     }
-
-    var address: HostPort { node.config.region(id: node.region)!.http }
 
     func send(_ method: String, _ path: String, json: JSONValue? = nil, raw: String? = nil, headers: [String: String] = [:]) async throws -> NodeHTTPClient.Reply {
         if let raw { return try await client.send(method, address, path, body: Array(raw.utf8), headers: headers) }

@@ -59,7 +59,10 @@ struct RecordDecoder: Sendable {
                     : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
             }
         }
-        if let reason = control?.fenceRefusal(topic: message.topic, partition: message.partition, offset: message.offset, eventEpoch: event.epoch) {
+        // A locate event is a fact about a region-pinned row, true whatever the epoch: the row
+        // is written in its home region whoever is primary.
+        if event.op != .locate,
+           let reason = control?.fenceRefusal(topic: message.topic, partition: message.partition, offset: message.offset, eventEpoch: event.epoch) {
             return refuse(reason)
         }
         do {

@@ -41,8 +41,14 @@ public struct ControlLog: Sendable {
     ///
     /// - Throws: `KafkaError` when the cluster does not answer within `timeout`.
     public func read(timeout: Duration = .seconds(10)) async throws(KafkaError) -> ControlState {
+        try await readToEnd(timeout: timeout).state
+    }
+
+    /// Reads the whole log up to its end now; also returns the offset of the first record not read.
+    func readToEnd(timeout: Duration) async throws(KafkaError) -> (state: ControlState, next: Int64) {
         var cursor = try await openCursor()
-        return try await cursor.consumer.closing { _ throws(KafkaError) in try await cursor.read(timeout: timeout) }
+        let state = try await cursor.consumer.closing { _ throws(KafkaError) in try await cursor.read(timeout: timeout) }
+        return (state, cursor.next)
     }
 
     /// A cursor at the beginning of the log, for reading it several times with one consumer.
@@ -71,7 +77,7 @@ public struct ControlCursor: Sendable {
     /// The state of the log up to ``next``.
     private var state = ControlState()
     /// The offset of the first record not read yet.
-    private var next: Int64 = 0
+    private(set) var next: Int64 = 0
 
     init(consumer: KafkaConsumer) {
         self.consumer = consumer

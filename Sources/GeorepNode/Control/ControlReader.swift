@@ -16,6 +16,10 @@ public final class ControlReader: Sendable {
     private let onChange: @Sendable (ControlState) async -> Void
     private let state = Mutex(ControlState())
     private let paused = Atomic<Bool>(false)
+    /// Where ``run()`` starts: after the records ``catchUp(timeout:)`` read. Reading them again
+    /// on top of its state would replay older records of the same epoch (a drained primary would
+    /// take writes again until the record that stopped it came back round).
+    private let caughtUpTo = Atomic<Int64>(0)
 
     /// A reader of `log` for `region`'s node.
     public init(log: ControlLog, region: String, logger: Logger, onChange: @escaping @Sendable (ControlState) async -> Void) {
@@ -40,7 +44,8 @@ public final class ControlReader: Sendable {
     /// Reads the log up to its end once (before the node starts serving), applying what it says.
     public func catchUp(timeout: Duration) async {
         do {
-            let read = try await log.read(timeout: timeout)
+            let (read, next) = try await log.readToEnd(timeout: timeout)
+            caughtUpTo.store(next, ordering: .relaxed)
             guard read != ControlState() else { return }
             state.withLock { $0 = read }
             await onChange(read)
@@ -52,7 +57,7 @@ public final class ControlReader: Sendable {
     /// Follows the log until cancelled.
     public func run() async {
         var consumer: KafkaConsumer?
-        var next: Int64 = 0
+        var next = caughtUpTo.load(ordering: .relaxed)
         // Records a poll returned after a pause began: applied only once reading resumes.
         var held: [KafkaMessage] = []
         var isFailing = false

@@ -312,10 +312,12 @@ extension RegionNode {
                 "epoch": .int(Int64(clamping: record.epoch)),
             ]
         }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         let lag = sampler.latest.map { source -> JSONValue in
             [
                 "source": .string(source.source), "target": .string(region), "last_lsn": .int(source.lastLSN),
                 "lag_records": .int(source.lagRecords), "lag_ms": .int(source.lagMillis),
+                "ends_age_ms": .int(max(0, now - source.endsReadAtMillis)),
                 "partitions": .array(source.partitions.map { partition in
                     ["topic": .string(partition.topic), "partition": .int(Int64(partition.partition)), "applied": .int(partition.applied),
                      "end": .int(partition.end), "lag_records": .int(partition.lagRecords), "lag_ms": .int(partition.lagMillis)]

@@ -182,6 +182,8 @@ public struct Failover: Sendable {
         }
 
         let fenceOffsets: [Int32: Int64]
+        /// Whether the fence point is the target's last view of the old primary's log.
+        var isTargetsView = false
         do {
             fenceOffsets = try await endOffsets(of: old, settle: isPlanned, probes: probes)
             step("fence point: end offsets of \(Topics.changes(oldID))")
@@ -193,6 +195,7 @@ public struct Failover: Sendable {
             guard fenceOffsets.count == max(1, config.partitions) else {
                 throw .unavailable("\(error); and \(target.id) has not seen them either: no fence point can be set")
             }
+            isTargetsView = true
             say("  \(error); using the end offsets \(target.id) saw last")
             step("fence point: end offsets of \(Topics.changes(oldID)) seen by \(target.id)")
         }
@@ -216,12 +219,20 @@ public struct Failover: Sendable {
                 return from < end ? Unapplied(partition: partition, from: from, upTo: end) : nil
             }
             let records = unapplied.map(\.count).reduce(0, +)
-            let lagMillis = Self.lagMillis(status, source: oldID)
-            step("lag of \(target.id) behind \(oldID): \(records) events, \(lagMillis) ms")
-            if records > 0, lagMillis > options.maxDataLossMillis || options.maxDataLossMillis == 0 {
+            // What may be lost: the oldest unapplied event's age. Where the target has not read
+            // the old primary's log for a while (its cluster is cut off from the target), an
+            // unapplied event may be as old as that, and writes since are unknown to anyone
+            // who can be asked: a sample that old counts as lag too.
+            var lagMillis: Int64 = 0
+            if records > 0 || isTargetsView {
+                lagMillis = max(Self.lagMillis(status, source: oldID), Self.sourceField(status, source: oldID, field: "ends_age_ms"))
+            }
+            let lagText = lagMillis == .max ? "an unknown time (no lag sample)" : "\(lagMillis) ms"
+            step("lag of \(target.id) behind \(oldID): \(records) events, \(lagText)")
+            if lagMillis > options.maxDataLossMillis || (records > 0 && options.maxDataLossMillis == 0) {
                 guard options.force else {
                     throw .dataLoss(
-                        "refused: \(target.id) is \(lagMillis) ms (\(records) events) behind \(oldID), more than the allowed "
+                        "refused: \(target.id) is \(lagText) (\(records) events) behind \(oldID), more than the allowed "
                             + "\(options.maxDataLossMillis) ms; unapplied: \(unapplied.map(\.description).joined(separator: "; ")); "
                             + "--force promotes anyway")
                 }
@@ -292,13 +303,17 @@ public struct Failover: Sendable {
     }
 
     /// The end offsets of `region`'s change topic; `settle` reads until two reads agree, so
-    /// that writes acknowledged just before a drain are inside the fence.
+    /// that writes acknowledged just before a drain are inside the fence, for at most 3 s: a
+    /// drained node reports itself stopped only once its writes in flight are acknowledged, so
+    /// what still moves the offsets then (locate events of region-pinned rows, which no fence
+    /// refuses, or another producer) must not hold the failover.
     private func endOffsets(of region: RegionConfig, settle: Bool, probes: EndOffsetProbes) async throws(FailoverError) -> [Int32: Int64] {
         let partitions = changePartitions(of: region)
         do {
             let probe = try probes.consumer(for: region.kafka)
             var ends = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
-            while settle {
+            let deadline = ContinuousClock.now + .seconds(3)
+            while settle, ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(100))
                 let again = try await probe.endOffsets(of: partitions, timeout: .seconds(5))
                 if again == ends { break }
@@ -332,9 +347,17 @@ public struct Failover: Sendable {
         return result
     }
 
-    /// The node's lag in milliseconds behind `source`.
+    /// The node's lag in milliseconds behind `source`; `Int64.max` when its status has no
+    /// sample of it (unknown, so more than any allowed loss).
     static func lagMillis(_ status: [String: JSONValue], source: String) -> Int64 {
-        (status["lag"]?.arrayValue ?? []).first { $0.objectValue?["source"]?.stringValue == source }?.objectValue?["lag_ms"]?.intValue ?? 0
+        sourceField(status, source: source, field: "lag_ms")
+    }
+
+    /// A number of the node's lag entry for `source`; `Int64.max` when the status has none.
+    static func sourceField(_ status: [String: JSONValue], source: String, field: String) -> Int64 {
+        let entry = (status["lag"]?.arrayValue ?? []).first { $0.objectValue?["source"]?.stringValue == source }
+        guard let entry else { return .max }
+        return entry.objectValue?[field]?.intValue ?? 0
     }
 }
 
