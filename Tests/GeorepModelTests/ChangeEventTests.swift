@@ -217,6 +217,10 @@ import Testing
         #expect(throws: EventRejection.keyMismatch(table: "user_profile", problem: "key column user_id must be a 64-bit integer, not '9223372036854775808'")) {
             try Fixtures.table("user_profile").parseKey("9223372036854775808")
         }
+        #expect(throws: EventRejection.keyMismatch(table: "ledger", problem: "key column region_code must not contain ',' (only the last key column may)")) {
+            try Fixtures.table("ledger").checkKey(["region_code": "a,b", "n": 1])
+        }
+        #expect(throws: Never.self) { try Fixtures.table("cart").checkKey(["cart_id": "c,1"]) }
         #expect(throws: EventRejection.keyMismatch(table: "ledger", problem: "expected 2 values (region_code, n) separated by ',' but got 1")) {
             try Fixtures.table("ledger").parseKey("a")
         }

@@ -109,6 +109,8 @@ import Testing
     @Test func refusesBadFilesNamingLineAndProblem() {
         expectFailure(replacing: "merge: lww\n", with: "merge: last-writer\n", line: 17, problem: "unknown merge rule 'last-writer'")
         expectFailure(replacing: "bio: text", with: "bio: varchar", line: 18, problem: "unknown type 'varchar' for column bio")
+        let longName = String(repeating: "b", count: 64)
+        expectFailure(replacing: "bio: text", with: "\(longName): text", line: 15, problem: "column name '\(longName)' of table user_profile is longer than 63")
         expectFailure(replacing: "key: [user_id]", with: "key: [id]", line: 16, problem: "key column id of table user_profile is not declared")
         expectFailure(replacing: "key: [cart_id, shop]", with: "key: [cart_id, items]", line: 20, problem: "key column items of table cart is gset")
         expectFailure(replacing: "primary: eu-west-1", with: "primary: mars-1", line: 2, problem: "primary 'mars-1' is not one of the regions")

@@ -131,6 +131,25 @@ import Testing
         }
     }
 
+    /// Swift's strings compare by canonical equivalence; the stores compare bytes: a key typed
+    /// precomposed and the same key typed decomposed are two rows, in one batch or two.
+    @Test(arguments: StoreKind.allCases)
+    func keysEqualOnlyUnderCanonicalEquivalenceAreTwoRows(_ kind: StoreKind) async throws {
+        try await ScratchStore.with(kind) { scratch in
+            let store = try await scratch.open()
+            let composed = "Jos\u{E9}", decomposed = "Jose\u{301}"
+            #expect(composed == decomposed && Array(composed.utf8) != Array(decomposed.utf8))
+            func note(_ key: String, _ text: String, at millis: UInt64) -> ChangeEvent {
+                ChangeEvent(origin: "eu-west-1", table: "cart", key: ["cart_id": .string(key)], op: .upsert,
+                            hlc: HLCTimestamp(millis: millis, logical: 0), epoch: 1, columns: ["note": .string(text)])
+            }
+            let outcome = try await store.apply(batch: [sourced(note(composed, "one", at: 10), offset: 0), sourced(note(decomposed, "two", at: 20), offset: 1)])
+            #expect(outcome.failures.isEmpty)
+            let notes = try await store.snapshot(table: "cart").map { $0["note"] }
+            #expect(notes.count == 2 && Set(notes) == ["one", "two"], "\(notes)")
+        }
+    }
+
     /// A writer's local apply has no source position: the applier reads the event from the log
     /// and dead-letters it then, if it fails again; a letter now would be a second one.
     @Test(arguments: StoreKind.allCases)

@@ -110,12 +110,16 @@ public struct TableSchema: Sendable, Hashable {
         var problems: [String] = []
         if !Identifier.isValid(name) {
             problems.append("table name '\(name)' must match [A-Za-z_][A-Za-z0-9_]* and not start with 'georep_'")
+        } else if name.utf8.count > Identifier.maxTableNameLength {
+            problems.append("table name '\(name)' is longer than \(Identifier.maxTableNameLength) characters (PostgreSQL keeps 63 of its storage table's name)")
         }
         if columns.isEmpty { problems.append("table \(name) declares no columns") }
         var seen: Set<String> = []
         for column in columns {
             if !Identifier.isValid(column.name) {
                 problems.append("column name '\(column.name)' of table \(name) must match [A-Za-z_][A-Za-z0-9_]* and not start with 'georep_'")
+            } else if column.name.utf8.count > Identifier.maxLength {
+                problems.append("column name '\(column.name)' of table \(name) is longer than \(Identifier.maxLength) characters (PostgreSQL's limit)")
             }
             if !seen.insert(column.name).inserted {
                 problems.append("table \(name) declares column \(column.name) twice")
@@ -141,6 +145,11 @@ public struct TableSchema: Sendable, Hashable {
 
 /// Names usable as SQL identifiers without quoting problems.
 enum Identifier {
+    /// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1), so that two names could meet.
+    static let maxLength = 63
+    /// A table's storage table is `georep_rows_<name>`.
+    static let maxTableNameLength = maxLength - "georep_rows_".utf8.count
+
     /// Whether `name` is a plain identifier that does not collide with georep's own names.
     static func isValid(_ name: String) -> Bool {
         guard let first = name.utf8.first, !name.lowercased().hasPrefix("georep_") else { return false }

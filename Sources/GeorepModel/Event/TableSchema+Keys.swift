@@ -4,6 +4,12 @@ extension TableSchema {
         self.key.map { column in Self.keyComponent(key[column] ?? .null) }.joined(separator: ",")
     }
 
+    /// The row's identity among the table's rows, compared byte for byte: Swift compares strings
+    /// by canonical equivalence ("é" equals "e" + U+0301), while the stores keep such keys apart.
+    public func rowIdentity(_ key: [String: JSONValue]) -> RowIdentity {
+        RowIdentity(bytes: Array(keyText(key).utf8))
+    }
+
     /// The Kafka message key of a row: `"<table>/<key values in key order joined by ','>"`.
     public func kafkaKey(for key: [String: JSONValue]) -> String {
         "\(name)/\(keyText(key))"
@@ -55,6 +61,10 @@ extension TableSchema {
             guard fits else {
                 throw .keyMismatch(table: name, problem: "key column \(column) must be a non-empty \(type(of: column)?.rawValue ?? "value"), not a JSON \(value.typeName)")
             }
+            // The key text joins the values with ',': only the last may hold one, or two keys would share a row.
+            if column != self.key.last, case let .string(text) = value, text.contains(",") {
+                throw .keyMismatch(table: name, problem: "key column \(column) must not contain ',' (only the last key column may)")
+            }
         }
     }
 
@@ -66,4 +76,10 @@ extension TableSchema {
         default: value.jsonText
         }
     }
+}
+
+/// A row's key as the bytes of its key text (``TableSchema/rowIdentity(_:)``).
+public struct RowIdentity: Hashable, Sendable {
+    /// The UTF-8 bytes of the key text.
+    public let bytes: [UInt8]
 }

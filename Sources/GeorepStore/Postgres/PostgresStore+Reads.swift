@@ -29,7 +29,7 @@ extension PostgresStore {
         let states = try await client.withConnection { connection in
             try await self.loadStates(sql, keys: [key], locking: false, on: connection)
         }
-        return states[sql.table.keyText(key)] ?? RowState(table: sql.table, key: key)
+        return states[sql.table.rowIdentity(key)] ?? RowState(table: sql.table, key: key)
     }
 
     /// Every visible row of a table, in key order (text keys in byte order, as in SQLite).

@@ -225,20 +225,21 @@ public final class PostgresStore: ReplicaStore {
     private func merge(_ pending: [Pending], on connection: PostgresConnection) async throws -> [Int: RowState.ApplyOutcome] {
         var results: [Int: RowState.ApplyOutcome] = [:]
         var conflicts: [Conflict] = []
-        var homes: [String: (TableSchema, [String: JSONValue], String)] = [:]
+        // By the bytes of `<table>/<key>` (see RowIdentity).
+        var homes: [[UInt8]: (TableSchema, [String: JSONValue], String)] = [:]
         let byTable = Dictionary(grouping: pending, by: \.sql.table.name)
         for name in byTable.keys.sorted() {
             guard let events = byTable[name], let sql = events.first?.sql else { continue }
-            var rows: [String: RowState]
+            var rows: [RowIdentity: RowState]
             do {
                 rows = try await loadStates(sql, keys: events.map(\.event.key), locking: true, on: connection)
             } catch {
                 // An unreadable stored state concerns the events of that row.
                 throw error is StoreError || Self.isDataError(error) ? EventsFailed(underlying: error) : error
             }
-            var changed: [String] = []
+            var changed: [RowIdentity] = []
             for item in events {
-                let id = sql.table.keyText(item.event.key)
+                let id = sql.table.rowIdentity(item.event.key)
                 var row = rows[id] ?? RowState(table: sql.table, key: item.event.key)
                 let result = row.apply(item.event, conflictWindowMillis: config.conflictWindowMillis)
                 rows[id] = row
@@ -247,9 +248,9 @@ public final class PostgresStore: ReplicaStore {
                 conflicts += result.conflicts
                 if item.event.op == .locate, let home = item.event.columns[TableSchema.homeRegionColumn]?.stringValue {
                     // A directory entry of another region's pinned row: no content here.
-                    homes[item.rowID] = (sql.table, item.event.key, home)
+                    homes[Array(item.rowID.utf8)] = (sql.table, item.event.key, home)
                 } else if sql.table.merge == .pinned, item.event.op == .upsert, let home = row.view?[TableSchema.homeRegionColumn]?.stringValue {
-                    homes[item.rowID] = (sql.table, item.event.key, home)
+                    homes[Array(item.rowID.utf8)] = (sql.table, item.event.key, home)
                 }
             }
             let written = JSONValue.array(changed.compactMap { rows[$0].map(sql.rowObject) })
@@ -281,17 +282,17 @@ public final class PostgresStore: ReplicaStore {
     }
 
     /// The stored rows of `keys` by key text; with `locking`, locked until the transaction ends.
-    func loadStates(_ sql: PostgresTableSQL, keys: [[String: JSONValue]], locking: Bool, on connection: PostgresConnection) async throws -> [String: RowState] {
-        var unique: [String: JSONValue] = [:]
-        for key in keys { unique[sql.table.keyText(key)] = sql.keyObject(key) }
+    func loadStates(_ sql: PostgresTableSQL, keys: [[String: JSONValue]], locking: Bool, on connection: PostgresConnection) async throws -> [RowIdentity: RowState] {
+        var unique: [RowIdentity: JSONValue] = [:]
+        for key in keys { unique[sql.table.rowIdentity(key)] = sql.keyObject(key) }
         var binds = PostgresBindings()
         binds.append(JSONValue.array(Array(unique.values)).jsonText)
         let statement = locking ? sql.selectStates + " FOR UPDATE OF t" : sql.selectStates
-        var rows: [String: RowState] = [:]
+        var rows: [RowIdentity: RowState] = [:]
         for try await row in try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger) {
             let cells = row.makeRandomAccess()
             let key = try sql.key(from: cells)
-            rows[sql.table.keyText(key)] = RowState(table: sql.table, key: key, state: try sql.mergeState(from: cells, start: sql.table.key.count))
+            rows[sql.table.rowIdentity(key)] = RowState(table: sql.table, key: key, state: try sql.mergeState(from: cells, start: sql.table.key.count))
         }
         return rows
     }
@@ -341,9 +342,13 @@ public final class PostgresStore: ReplicaStore {
     /// Whether a server error concerns the statement's data (SQLSTATE classes 22 data exception,
     /// 23 constraint, 42 schema, P0 raised by a trigger) rather than the transaction or the
     /// connection (a deadlock, a lost connection: the whole batch fails and is retried).
+    /// Whether a server error concerns the event's data (classes 22 data exception and 23
+    /// integrity constraint, P0 raised by a trigger): the event is dead-lettered. Anything else
+    /// (a revoked privilege or a dropped column, class 42) stops the applier rather than send
+    /// every event of the table to the dead-letter topic while positions advance.
     private static func isDataError(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
-        return ["22", "23", "42", "P0"].contains(String(state.prefix(2)))
+        return ["22", "23", "P0"].contains(String(state.prefix(2)))
     }
 
     /// A failure reason for the dead-letter header: names the problem, never bound values.
