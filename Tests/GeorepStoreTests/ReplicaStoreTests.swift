@@ -131,6 +131,20 @@ import Testing
         }
     }
 
+    /// A transaction retried after its first try committed unseen (a connection lost before the
+    /// reply) skips every event; the positions it reports are still the partitions' own.
+    @Test(arguments: StoreKind.allCases)
+    func aBatchAppliedAgainReportsTheStoredPositions(_ kind: StoreKind) async throws {
+        try await ScratchStore.with(kind) { scratch in
+            let store = try await scratch.open()
+            let batch = [sourced(upsert(1, "Ann", at: 100), offset: 10), sourced(upsert(2, "Bo", at: 100), offset: 4, partition: 1)]
+            let first = try await store.apply(batch: batch)
+            let again = try await store.apply(batch: batch)
+            #expect(again.skipped == 2)
+            #expect(again.positions == first.positions, "\(again.positions) after \(first.positions)")
+        }
+    }
+
     /// Swift's strings compare by canonical equivalence; the stores compare bytes: a key typed
     /// precomposed and the same key typed decomposed are two rows, in one batch or two.
     @Test(arguments: StoreKind.allCases)

@@ -67,9 +67,10 @@ public final class PostgresStore: ReplicaStore {
     /// Applies a batch in one transaction with its next positions; see `ReplicaStore.apply(batch:consumed:)`.
     ///
     /// A transaction that fails for a passing reason (a deadlock, a serialization failure, a
-    /// lost connection) is retried up to ``maxAttempts`` times: it was rolled back, or, when
+    /// lost connection) is retried for up to ``retryWindow``: it was rolled back, or, when
     /// a lost connection hid a commit, its events are below the stored positions and skipped.
     public func apply(batch: [SourcedEvent], consumed: [SourcePosition]) async throws -> BatchOutcome {
+        let deadline = ContinuousClock.now + Self.retryWindow
         var attempt = 1
         while true {
             do {
@@ -78,18 +79,19 @@ public final class PostgresStore: ReplicaStore {
                     logger.warning("events failed to apply", metadata: ["count": .stringConvertible(outcome.failures.count)])
                 }
                 return outcome
-            } catch where attempt < Self.maxAttempts && Self.isPassing(error) {
+            } catch where ContinuousClock.now < deadline && Self.isPassing(error) {
                 logger.warning("batch transaction failed, retrying", metadata: [
                     "attempt": .stringConvertible(attempt), "reason": .string(Self.reason(error)),
                 ])
-                try await Task.sleep(for: .milliseconds(20 * attempt * attempt))
+                // 20 ms, 40 ms, ... up to 2 s between tries: rides out a server restart or failover.
+                try await Task.sleep(for: .milliseconds(20 << min(attempt - 1, 7)))
                 attempt += 1
             }
         }
     }
 
-    /// How many times a batch's transaction is tried when it fails for a passing reason.
-    public static let maxAttempts = 5
+    /// How long a batch's transaction is tried again when it fails for a passing reason.
+    public static let retryWindow = Duration.seconds(30)
 
     /// Whether a failed transaction may succeed when tried again: SQLSTATE class 40
     /// (serialization failure, deadlock), 08 (connection), 57P01-57P03 (server shutting down or
@@ -187,7 +189,9 @@ public final class PostgresStore: ReplicaStore {
                 """, logger: logger)
         }
         if highest > .zero { try await raiseHighWaterMark(highest, on: connection) }
-        outcome.positions = plan.next
+        // The stored positions too: a retry whose first try committed unseen skips every event,
+        // and its caller must still learn where the partitions are.
+        outcome.positions = stored.filter { $0.value > 0 }.merging(plan.next, uniquingKeysWith: max)
         return outcome
     }
 
