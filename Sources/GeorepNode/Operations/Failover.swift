@@ -225,7 +225,7 @@ public struct Failover: Sendable {
             // who can be asked: a sample that old counts as lag too.
             var lagMillis: Int64 = 0
             if records > 0 || isTargetsView {
-                lagMillis = max(Self.lagMillis(status, source: oldID), Self.sourceField(status, source: oldID, field: "ends_age_ms"))
+                lagMillis = max(Self.sourceField(status, source: oldID, field: "lag_ms"), Self.sourceField(status, source: oldID, field: "ends_age_ms"))
             }
             let lagText = lagMillis == .max ? "an unknown time (no lag sample)" : "\(lagMillis) ms"
             step("lag of \(target.id) behind \(oldID): \(records) events, \(lagText)")
@@ -347,13 +347,8 @@ public struct Failover: Sendable {
         return result
     }
 
-    /// The node's lag in milliseconds behind `source`; `Int64.max` when its status has no
-    /// sample of it (unknown, so more than any allowed loss).
-    static func lagMillis(_ status: [String: JSONValue], source: String) -> Int64 {
-        sourceField(status, source: source, field: "lag_ms")
-    }
-
-    /// A number of the node's lag entry for `source`; `Int64.max` when the status has none.
+    /// A number (`lag_ms`, `ends_age_ms`) of the node's lag entry for `source`; `Int64.max`
+    /// when its status has no sample of it (unknown, so more than any allowed loss).
     static func sourceField(_ status: [String: JSONValue], source: String, field: String) -> Int64 {
         let entry = (status["lag"]?.arrayValue ?? []).first { $0.objectValue?["source"]?.stringValue == source }
         guard let entry else { return .max }
