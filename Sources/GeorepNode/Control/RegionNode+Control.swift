@@ -4,6 +4,9 @@ import Logging
 import Synchronization
 
 extension RegionNode {
+    /// How many times the rows written past a fence point are rebuilt before giving up until the next start.
+    static let repairAttempts = 3
+
     /// Applies what the control topic says: installs its fence points in the applier and
     /// switches to the role it gives this region (a failover or a drain).
     func apply(_ state: ControlState) async {
@@ -25,10 +28,17 @@ extension RegionNode {
             if await !writer.waitForWritesInFlight(timeout: .seconds(30)) {
                 logger.warning("writes built before the fence are still waiting for Kafka after 30 s; rebuilding the rows anyway")
             }
-            do {
-                _ = try await FencedRowRepair(region: region, config: config, store: store, control: applierControl, logger: logger).run(fence: fence)
-            } catch {
-                logger.error("cannot rebuild the rows written past the fence point \(fence): \(error)")
+            // A rebuild that failed after discarding rows leaves them missing: try it again.
+            let repair = FencedRowRepair(region: region, config: config, store: store, control: applierControl, logger: logger)
+            for attempt in 1...Self.repairAttempts {
+                do {
+                    _ = try await repair.run(fence: fence)
+                    break
+                } catch {
+                    let next = attempt < Self.repairAttempts ? "trying again in 2 s" : "the node's next start tries again"
+                    logger.error("cannot rebuild the rows written past the fence point \(fence); \(next): \(error)")
+                    if attempt < Self.repairAttempts { try? await Task.sleep(for: .seconds(2)) }
+                }
             }
         }
     }
