@@ -326,7 +326,7 @@ public final class Applier: Sendable {
             let position = message.sourcePosition
             // Past a fence point the writer's local apply may have raced the fence: decode, so that
             // the fence is checked against the event's epoch.
-            if let hlc = appliedByWriter[position], !isPastFencePoint(position) {
+            if let hlc = appliedByWriter[position], settings.control?.isPastFencePoint(position) != true {
                 batch.alreadyApplied.append(position)
                 batch.highestHLC = max(batch.highestHLC, hlc)
                 continue
@@ -341,12 +341,6 @@ public final class Applier: Sendable {
             }
         }
         return batch
-    }
-
-    /// Whether `position` is past a fence point, where events of older epochs are refused.
-    private func isPastFencePoint(_ position: SourcePosition) -> Bool {
-        settings.control?.fenceRefusal(
-            topic: position.partition.topic, partition: position.partition.partition, offset: position.offset, eventEpoch: 0) != nil
     }
 
     /// Applies one decoded batch: dead-letter the refused records (acknowledged before their

@@ -59,10 +59,7 @@ struct RecordDecoder: Sendable {
                     : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
             }
         }
-        // A locate event is a fact about a region-pinned row, true whatever the epoch: the row
-        // is written in its home region whoever is primary.
-        if event.op != .locate,
-           let reason = control?.fenceRefusal(topic: message.topic, partition: message.partition, offset: message.offset, eventEpoch: event.epoch) {
+        if let reason = control?.fenceRefusal(of: event, at: message.sourcePosition) {
             return refuse(reason)
         }
         do {

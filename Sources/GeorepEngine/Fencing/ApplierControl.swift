@@ -1,3 +1,4 @@
+public import GeorepModel
 import Synchronization
 
 /// Operator controls of a running ``Applier``, shared with the node that owns it: the fence
@@ -28,14 +29,22 @@ public final class ApplierControl: Sendable {
         }
     }
 
-    /// Why an event of `eventEpoch` consumed at `offset` of `topic`'s `partition` is refused
-    /// by a fence; nil when no fence refuses it.
-    public func fenceRefusal(topic: String, partition: Int32, offset: Int64, eventEpoch: UInt64) -> String? {
-        let fences = self.fences
+    /// Why `event`, consumed at `position`, is refused by a fence; nil when no fence refuses it.
+    ///
+    /// A locate event is never refused: it is a fact about a region-pinned row, true whatever
+    /// the epoch, as the row is written in its home region whoever is primary.
+    public func fenceRefusal(of event: ChangeEvent, at position: SourcePosition) -> String? {
+        guard event.op != .locate else { return nil }
         for fence in fences {
-            if let reason = fence.refusal(topic: topic, partition: partition, offset: offset, eventEpoch: eventEpoch) { return reason }
+            if let reason = fence.refusal(at: position, eventEpoch: event.epoch) { return reason }
         }
         return nil
+    }
+
+    /// Whether `position` is at or past a fence point of its partition, where events of older
+    /// epochs are refused.
+    public func isPastFencePoint(_ position: SourcePosition) -> Bool {
+        fences.contains { $0.covers(position) }
     }
 
     /// Pauses applying for `duration` (nil: until ``resume()``).

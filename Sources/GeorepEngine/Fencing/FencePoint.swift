@@ -1,3 +1,5 @@
+public import GeorepModel
+
 /// Where a failover fenced an old primary (SPEC §5): events of its topic with an older epoch
 /// than ``epoch``, at or past ``offsets`` of their partition, were written after it was
 /// replaced and are refused by every applier (to the dead-letter topic, not lost).
@@ -19,11 +21,17 @@ public struct FencePoint: Sendable, Hashable, CustomStringConvertible {
         self.offsets = offsets
     }
 
-    /// Why an event of `epoch` at `offset` of `topic`'s `partition` is refused; nil when it is not fenced.
-    public func refusal(topic: String, partition: Int32, offset: Int64, eventEpoch: UInt64) -> String? {
-        guard topic == Topics.changes(region), eventEpoch < epoch, offset >= offsets[partition] ?? 0 else { return nil }
-        return "fenced: epoch \(eventEpoch) event of \(region) at \(topic)[\(partition)]@\(offset) is past the fence point "
-            + "\(offsets[partition] ?? 0) of epoch \(epoch), when \(newPrimary) became primary"
+    /// Whether `position` is in the fenced region's change topic at or past the fence point of its partition.
+    public func covers(_ position: SourcePosition) -> Bool {
+        position.partition.topic == Topics.changes(region) && position.offset >= offsets[position.partition.partition] ?? 0
+    }
+
+    /// Why an event of `eventEpoch` at `position` is refused; nil when it is not fenced.
+    public func refusal(at position: SourcePosition, eventEpoch: UInt64) -> String? {
+        guard eventEpoch < epoch, covers(position) else { return nil }
+        let partition = position.partition
+        return "fenced: epoch \(eventEpoch) event of \(region) at \(partition.topic)[\(partition.partition)]@\(position.offset) is past the fence point "
+            + "\(offsets[partition.partition] ?? 0) of epoch \(epoch), when \(newPrimary) became primary"
     }
 
     /// `region@epoch [p:offset ...] → newPrimary`.

@@ -159,7 +159,7 @@ public final class Writer: Sendable {
         let topic = isReplicated ? Topics.changes(region) : Topics.pinned(region)
         let report = try await publish(event, table: table, to: topic)
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
-        if let refusal = control?.fenceRefusal(topic: topic, partition: report.partition, offset: report.offset, eventEpoch: event.epoch) {
+        if let refusal = control?.fenceRefusal(of: event, at: position) {
             // Every region's applier, this one's included, refuses it to the dead-letter topic.
             logger.warning("an acknowledged write is past a fence point; not applied", metadata: ["position": "\(position)", "reason": .string(refusal)])
             throw .fenced(refusal)

@@ -38,10 +38,10 @@ struct FencedRowRepair {
         let fencedStarts = Dictionary(uniqueKeysWithValues: fence.offsets.map { (TopicPartition(topic: ownTopic, partition: $0.key), $0.value) })
         var touched: [String: (table: String, key: [String: JSONValue])] = [:]
         try await read(cluster: config.region(id: region)?.kafka ?? config.controlCluster, from: fencedStarts) { message in
-            // Region-pinned rows live in the pinned topic, which no fence concerns; their locate
-            // events on the change topic are never refused.
-            guard let value = message.value, let event = try? codec.decode(value, wallClockMillis: nil), event.op != .locate,
-                  control.fenceRefusal(topic: message.topic, partition: message.partition, offset: message.offset, eventEpoch: event.epoch) != nil,
+            // Region-pinned rows live in the pinned topic, which no fence concerns (their locate
+            // events on the change topic are never refused).
+            guard let value = message.value, let event = try? codec.decode(value, wallClockMillis: nil),
+                  control.fenceRefusal(of: event, at: Self.position(of: message)) != nil,
                   let table = config.table(named: event.table), table.merge != .pinned else { return }
             touched[table.kafkaKey(for: event.key)] = (event.table, event.key)
         }
@@ -71,8 +71,7 @@ struct FencedRowRepair {
             try await read(cluster: cluster, from: starts) { message in
                 guard let key = message.key.map({ String(decoding: $0, as: UTF8.self) }), touched[key] != nil,
                       let value = message.value, let event = try? codec.decode(value, wallClockMillis: nil),
-                      event.op == .locate
-                      || control.fenceRefusal(topic: message.topic, partition: message.partition, offset: message.offset, eventEpoch: event.epoch) == nil
+                      control.fenceRefusal(of: event, at: Self.position(of: message)) == nil
                 else { return }
                 events.append(SourcedEvent(event))
             }
@@ -102,5 +101,9 @@ struct FencedRowRepair {
                 }
             }
         }
+    }
+
+    private static func position(of message: KafkaMessage) -> SourcePosition {
+        SourcePosition(topic: message.topic, partition: message.partition, offset: message.offset)
     }
 }
