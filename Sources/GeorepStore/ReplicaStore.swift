@@ -92,9 +92,9 @@ public protocol ReplicaStore: Sendable {
     /// Applies a batch in one transaction together with the batch's next positions.
     ///
     /// An event that fails is reported in the outcome and, when it has a source position, kept
-    /// as a dead letter; the others apply. `consumed` names further positions that were consumed without an event (records
-    /// the caller could not decode and dead-lettered itself): their partitions' positions
-    /// advance past them in the same transaction. Throws only when the transaction itself
+    /// as a dead letter; the others apply. `consumed` names further positions that were
+    /// consumed without an event (records the caller could not decode and dead-lettered
+    /// itself): their partitions' positions advance past them in the same transaction. Throws only when the transaction itself
     /// fails, in which case nothing (rows, positions, dead letters) was stored.
     func apply(batch: [SourcedEvent], consumed: [SourcePosition]) async throws -> BatchOutcome
 

@@ -15,11 +15,18 @@ import Synchronization
 ///   §1): every write waits until the store holds the region's own log up to its end at start,
 ///   which also brings the clock past every HLC the region published.
 final class UnstoredWrites: Sendable {
+    /// Where writes stand with the region's own log at start.
+    private enum CatchUp {
+        /// They wait; the log's ends at start are not known yet.
+        case waitingForEnds
+        /// They wait until the store holds the log up to these ends.
+        case untilStored([SourcePartition: Int64])
+        /// They do not wait (caught up, or no catch-up asked for).
+        case done
+    }
+
     private struct State {
-        /// Whether writes wait for the region's own log at start to be stored.
-        var isCatchingUp: Bool
-        /// The ends of the region's own topics at start; nil until read.
-        var startEnds: [SourcePartition: Int64]?
+        var catchUp: CatchUp
         /// By row (its Kafka key): the newest of its events whose local apply failed.
         var rows: [String: SourcePosition] = [:]
     }
@@ -31,12 +38,14 @@ final class UnstoredWrites: Sendable {
 
     init(store: any ReplicaStore, catchesUpAtStart: Bool) {
         self.store = store
-        state = Mutex(State(isCatchingUp: catchesUpAtStart))
+        state = Mutex(State(catchUp: catchesUpAtStart ? .waitingForEnds : .done))
     }
 
     /// The ends of the region's own topics at start, which writes wait for.
     func setStartEnds(_ ends: [SourcePartition: Int64]) {
-        state.withLock { $0.startEnds = ends }
+        state.withLock { state in
+            if case .waitingForEnds = state.catchUp { state.catchUp = .untilStored(ends) }
+        }
     }
 
     /// Notes that the event at `position` on row `key` is in Kafka but not in the local store.
@@ -47,8 +56,11 @@ final class UnstoredWrites: Sendable {
     /// Whether the store may miss the event at `position` of the region's own topics.
     func mayMiss(_ position: SourcePosition) -> Bool {
         state.withLock { state in
-            if state.isCatchingUp, position.offset < state.startEnds?[position.partition] ?? .max { return true }
-            return state.rows.values.contains(position)
+            switch state.catchUp {
+            case .waitingForEnds: return true
+            case let .untilStored(ends) where position.offset < ends[position.partition] ?? .max: return true
+            case .untilStored, .done: return state.rows.values.contains(position)
+            }
         }
     }
 
@@ -57,18 +69,21 @@ final class UnstoredWrites: Sendable {
     func waitUntilStored(key: String, region: String, timeout: Duration) async throws(WriteError) {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let (startEnds, isCatchingUp, row) = state.withLock { ($0.startEnds, $0.isCatchingUp, $0.rows[key]) }
-            guard isCatchingUp || row != nil else { return }
+            let (catchUp, row) = state.withLock { ($0.catchUp, $0.rows[key]) }
+            if case .done = catchUp, row == nil { return }
             var missing: String?
             if let positions = try? await store.positions() {
-                if isCatchingUp {
-                    if let startEnds, let behind = startEnds.first(where: { positions[$0.key] ?? 0 < $0.value }) {
+                switch catchUp {
+                case .waitingForEnds:
+                    missing = "its own log's end at start (not read yet)"
+                case let .untilStored(ends):
+                    if let behind = ends.first(where: { positions[$0.key] ?? 0 < $0.value }) {
                         missing = "its own log up to \(behind.key.topic)[\(behind.key.partition)]@\(behind.value) after a restart"
-                    } else if startEnds == nil {
-                        missing = "its own log's end at start (not read yet)"
                     } else {
-                        state.withLock { $0.isCatchingUp = false; $0.startEnds = nil }
+                        state.withLock { $0.catchUp = .done }
                     }
+                case .done:
+                    break
                 }
                 if missing == nil, let row {
                     if positions[row.partition] ?? 0 > row.offset {
