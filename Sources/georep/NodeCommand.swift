@@ -61,8 +61,8 @@ struct NodeCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        if let instance, instance.isEmpty || instance.contains("@") || instance.contains(":") {
-            throw ValidationError("--instance must be a non-empty name without '@' or ':'")
+        if let instance, !ChangeEvent.isValidWriter("\(region).\(instance)") || instance.contains("~") {
+            throw ValidationError("--instance must be a name of letters, digits, '.', '_' or '-' (it names a counter slot)")
         }
         if let listen, HostPort(parsing: listen) == nil { throw ValidationError("--listen must be host:port, not '\(listen)'") }
         if let stickySeconds, stickySeconds <= 0 { throw ValidationError("--sticky-seconds must be positive") }

@@ -164,6 +164,33 @@ import Testing
         }
     }
 
+    /// Issue 15: one event whose data a store cannot keep (U+0000 in a key or a value, a key
+    /// longer than PostgreSQL indexes) is dead-lettered with the model's reason in both stores,
+    /// and the rest of its batch is applied: a single event never stops a region.
+    @Test(arguments: StoreKind.allCases)
+    func poisonEventsAreDeadLetteredAndTheBatchGoesOn(_ kind: StoreKind) async throws {
+        try await ScratchStore.with(kind) { scratch in
+            let store = try await scratch.open()
+            func note(_ key: String, _ text: String, at millis: UInt64) -> ChangeEvent {
+                ChangeEvent(origin: "eu-west-1", table: "cart", key: ["cart_id": .string(key)], op: .upsert,
+                            hlc: HLCTimestamp(millis: millis, logical: 0), epoch: 1, columns: ["note": .string(text)])
+            }
+            let outcome = try await store.apply(batch: [
+                sourced(note("zz", "kept", at: 10), offset: 0),
+                sourced(note("zz\u{0}evil", "overwrite", at: 11), offset: 1),
+                sourced(note(String(repeating: "k", count: 3_000), "long", at: 12), offset: 2),
+                sourced(note("v", "a\u{0}b", at: 13), offset: 3),
+                sourced(note("after", "kept too", at: 14), offset: 4),
+            ])
+            #expect(outcome.failures.map(\.index) == [1, 2, 3])
+            #expect(outcome.failures.allSatisfy { $0.reason.contains("U+0000") || $0.reason.contains("at most 1024") }, "\(outcome.failures)")
+            #expect(try await store.positions()[SourcePartition(topic: topic, partition: 0)] == 5)
+            let rows = try await store.snapshot(table: "cart").map { [$0["cart_id"], $0["note"]] }
+            #expect(rows == [["after", "kept too"], ["zz", "kept"]], "\(rows)")
+            #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).compactMap(\.source?.offset) == [1, 2, 3])
+        }
+    }
+
     /// A writer's local apply has no source position: the applier reads the event from the log
     /// and dead-letters it then, if it fails again; a letter now would be a second one.
     @Test(arguments: StoreKind.allCases)

@@ -236,9 +236,12 @@ private struct ConfigParser {
 enum RegionID {
     /// Whether `id` is usable in a topic name: letters, digits, `.`, `_`, `-`.
     static func isValid(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 100 && id.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x2E || byte == 0x5F || byte == 0x2D
-        }
+        !id.isEmpty && id.utf8.count <= 100 && id.utf8.allSatisfy(isValid)
+    }
+
+    /// Whether `byte` may stand in a region id: a letter, a digit, `.`, `_` or `-`.
+    static func isValid(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            || byte == 0x2E || byte == 0x5F || byte == 0x2D
     }
 }

@@ -106,6 +106,12 @@ public struct ChangeEvent: Hashable, Sendable {
     /// The counter slot that this event's increments belong to.
     public var counterSlot: String { writer ?? origin }
 
+    /// Whether `writer` can name a counter slot: ASCII (so no two names are equal as Swift strings
+    /// and differ as bytes) without the '@' of the slots of foreign increments.
+    public static func isValidWriter(_ writer: String) -> Bool {
+        !writer.isEmpty && writer.utf8.count <= 200 && writer.utf8.allSatisfy { RegionID.isValid($0) || $0 == UInt8(ascii: "~") }
+    }
+
     /// The event as a JSON object in the wire format.
     public var jsonValue: JSONValue {
         var object: [String: JSONValue] = [
@@ -165,8 +171,8 @@ extension ChangeEvent {
         self.epoch = UInt64(epoch)
         columns = try fields.optional("columns") { value throws(EventRejection) in try JSONFields(value, field: "columns").members } ?? [:]
         writer = try fields.optional("writer") { value throws(EventRejection) in try JSONFields.string(value, field: "writer") }
-        if let writer, writer.isEmpty || writer.contains("@") {
-            throw .schemaViolation(field: "writer", problem: "must be non-empty and contain no '@'")
+        if let writer, !Self.isValidWriter(writer) {
+            throw .schemaViolation(field: "writer", problem: "must be 1 to 200 letters, digits, '.', '_', '-' or '~'")
         }
         counterTotals = [:]
         counterBaselines = [:]

@@ -39,7 +39,20 @@ public struct ChangeEventCodec: Sendable {
 
     /// Checks an event against its table and returns it normalized.
     public func validate(_ event: ChangeEvent, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
-        guard let table = config.table(named: event.table) else { throw .unknownTable(event.table) }
+        // By bytes: Swift's string equality would take "\u{212A}" (Kelvin sign) for "K".
+        guard let table = config.table(named: event.table), table.name.utf8.elementsEqual(event.table.utf8) else {
+            throw .unknownTable(event.table)
+        }
+        if table.merge == .pinned, let home = event.columns[TableSchema.homeRegionColumn]?.stringValue {
+            // A locate names a configured region; a pinned row's content lives in its home region,
+            // whose pinned topic carries it.
+            if event.op == .locate, config.region(id: home) == nil {
+                throw .wrongColumnType(table: table.name, column: TableSchema.homeRegionColumn, problem: "names region \(home), which is not in the configuration")
+            }
+            if event.op == .upsert, home != event.origin {
+                throw .wrongColumnType(table: table.name, column: TableSchema.homeRegionColumn, problem: "names region \(home), but the row is written by its home region \(event.origin)")
+            }
+        }
         if let wallClockMillis, event.hlc.millis > wallClockMillis,
            event.hlc.millis - wallClockMillis > config.hlcMaxOffsetMillis {
             throw .clockSkew(hlc: event.hlc, aheadMillis: event.hlc.millis - wallClockMillis, maxOffsetMillis: config.hlcMaxOffsetMillis)
@@ -55,7 +68,7 @@ extension TableSchema {
         try checkKey(event.key)
         // Columns are rewritten only where normalizing changes them (most events pass unchanged).
         for (column, value) in event.columns {
-            guard let type = type(of: column) else { throw .unknownColumn(table: name, column: column) }
+            guard let type = type(of: column), column.utf8.allSatisfy({ $0 < 0x80 }) else { throw .unknownColumn(table: name, column: column) }
             if isKey(column) {
                 throw .wrongColumnType(table: name, column: column, problem: "is a key column; give its value in key, not in columns")
             }
@@ -96,6 +109,7 @@ extension TableSchema {
             guard let scalar = Self.normalizeScalar(value, type: type) else {
                 throw wrong("a \(type.rawValue) column cannot hold a JSON \(value.typeName)")
             }
+            if let problem = StorableValues.problem(ofJSON: scalar) { throw wrong("the value \(problem)") }
             return scalar
         case .add, .remove:
             guard type.isSet else { throw wrong("\(op.rawValue) needs a gset or orset column, not \(type.rawValue)") }
@@ -107,12 +121,20 @@ extension TableSchema {
                 guard let text = SetElement.canonical(element) else {
                     throw wrong("a set element must be a string, number or boolean, not a JSON \(element.typeName)")
                 }
+                if let problem = StorableValues.problem(ofText: text) { throw wrong("a set element \(problem)") }
                 canonical.append(.string(text))
+            }
+            // A remove carries the tags it observed per element as the members of an object, where
+            // two elements that differ only in Unicode normalization would be one member.
+            if op == .remove, Set(canonical.compactMap(\.stringValue)).count != Set(canonical.compactMap { $0.stringValue.map(ByteString.init) }).count {
+                throw wrong("two elements differ only in Unicode normalization; remove them in separate requests")
             }
             return .array(canonical)
         case .increment:
             guard type == .counter else { throw wrong("increment needs a counter column, not \(type.rawValue)") }
-            guard case .int = value else { throw wrong("an increment delta must be an integer, not a JSON \(value.typeName)") }
+            guard case let .int(delta) = value else { throw wrong("an increment delta must be an integer, not a JSON \(value.typeName)") }
+            // A slot's totals keep magnitudes: -2^63 has none in 64 bits.
+            guard delta != .min else { throw wrong("an increment delta must be within ±\(Int64.max)") }
             return value
         case .delete:
             throw .schemaViolation(field: "columns.\(column)", problem: "a delete carries no columns")

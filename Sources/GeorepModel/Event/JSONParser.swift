@@ -89,12 +89,18 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            let nameOffset = index
             let name = try parseString()
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
             skipWhitespace()
-            members[name] = try parseValue()
+            // A repeated name keeps the last value. Two names that Swift's strings call equal but
+            // whose bytes differ (Unicode normalization) would silently become one: refused.
+            if members.updateValue(try parseValue(), forKey: name) != nil, let kept = members.index(forKey: name),
+               !members.keys[kept].utf8.elementsEqual(name.utf8) {
+                throw Failure(offset: nameOffset, problem: "two member names differ only in Unicode normalization")
+            }
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of data") }
             if bytes[index] == UInt8(ascii: ",") {

@@ -25,7 +25,9 @@ extension TableSchema {
     /// The text splits on `,` into one part per key column; the last column takes the rest,
     /// so only a last text key column may contain commas.
     public func parseKey(_ text: String) throws(EventRejection) -> [String: JSONValue] {
-        let parts = text.split(separator: ",", maxSplits: max(0, key.count - 1), omittingEmptySubsequences: false)
+        // Split on the byte ',' (a ',' followed by a combining mark is one Swift Character).
+        let parts = text.utf8.split(separator: UInt8(ascii: ","), maxSplits: max(0, key.count - 1), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
         guard parts.count == key.count else {
             throw .keyMismatch(table: name, problem: "expected \(key.count) values (\(key.joined(separator: ", "))) separated by ',' but got \(parts.count)")
         }
@@ -35,7 +37,7 @@ extension TableSchema {
             switch type(of: column) {
             case .integer: value = Int64(part).map(JSONValue.int)
             case .boolean: value = part == "true" ? .bool(true) : part == "false" ? .bool(false) : nil
-            default: value = part.isEmpty ? nil : .string(String(part))
+            default: value = part.isEmpty ? nil : .string(part)
             }
             guard let value else {
                 let kind = type(of: column) == .integer ? "a 64-bit integer" : "a non-empty \(type(of: column)?.rawValue ?? "value")"
@@ -43,6 +45,7 @@ extension TableSchema {
             }
             result[column] = value
         }
+        try checkKey(result)
         return result
     }
 
@@ -61,10 +64,19 @@ extension TableSchema {
             guard fits else {
                 throw .keyMismatch(table: name, problem: "key column \(column) must be a non-empty \(type(of: column)?.rawValue ?? "value"), not a JSON \(value.typeName)")
             }
-            // The key text joins the values with ',': only the last may hold one, or two keys would share a row.
-            if column != self.key.last, case let .string(text) = value, text.contains(",") {
-                throw .keyMismatch(table: name, problem: "key column \(column) must not contain ',' (only the last key column may)")
+            if case let .string(text) = value {
+                // The key text joins the values with ',': only the last may hold one, or two keys would share a row.
+                if column != self.key.last, text.utf8.contains(UInt8(ascii: ",")) {
+                    throw .keyMismatch(table: name, problem: "key column \(column) must not contain ',' (only the last key column may)")
+                }
+                if let problem = StorableValues.problem(ofText: text) {
+                    throw .keyMismatch(table: name, problem: "key column \(column) \(problem)")
+                }
             }
+        }
+        let length = keyText(key).utf8.count
+        guard length <= StorableValues.maxKeyBytes else {
+            throw .keyMismatch(table: name, problem: "the key is \(length) bytes of UTF-8; a key may have at most \(StorableValues.maxKeyBytes)")
         }
     }
 

@@ -1,5 +1,20 @@
-/// A last-writer-wins register: the value with the highest stamp wins.
-public struct LWWRegister<Value: Hashable & Sendable>: Hashable, Sendable {
+/// A value of a last-writer-wins register: its bytes break the tie between two writes with the
+/// same stamp (which only a producer other than georep's writers can make) the same way in every region.
+public protocol RegisterValue: Hashable, Sendable {
+    /// The value's canonical JSON bytes.
+    var jsonBytes: [UInt8] { get }
+}
+
+extension JSONValue: RegisterValue {}
+
+extension Dictionary: RegisterValue where Key == String, Value == JSONValue {
+    /// The bytes of the object of these members.
+    public var jsonBytes: [UInt8] { JSONValue.object(self).jsonBytes }
+}
+
+/// A last-writer-wins register: the value with the highest stamp wins; between equal stamps,
+/// the value with the greater JSON bytes.
+public struct LWWRegister<Value: RegisterValue>: Hashable, Sendable {
     /// The winning write's stamp.
     public var stamp: Stamp
     /// The winning write's value.
@@ -13,7 +28,9 @@ public struct LWWRegister<Value: Hashable & Sendable>: Hashable, Sendable {
 
     /// Keeps the write with the higher stamp.
     public mutating func merge(_ other: LWWRegister) {
-        if other.stamp > stamp { self = other }
+        if other.stamp > stamp || other.stamp == stamp && value.jsonBytes.lexicographicallyPrecedes(other.value.jsonBytes) {
+            self = other
+        }
     }
 
     /// The register holding the write with the higher stamp.

@@ -35,8 +35,8 @@ public struct ORSet: Hashable, Sendable {
         }
     }
 
-    /// Element (canonical string) → its merge state.
-    public private(set) var entries: [String: Entry]
+    /// Element (canonical string, compared by bytes) → its merge state.
+    public private(set) var entries: [ByteString: Entry]
 
     /// An empty set.
     public init() {
@@ -45,6 +45,7 @@ public struct ORSet: Hashable, Sendable {
 
     /// Adds an element under the add's tag.
     public mutating func add(_ element: String, tag: Stamp) {
+        let element = ByteString(element)
         var entry = entries[element] ?? Entry()
         entry.adds.insert(tag)
         entry.normalize()
@@ -53,6 +54,7 @@ public struct ORSet: Hashable, Sendable {
 
     /// Removes exactly the observed adds of an element.
     public mutating func remove(_ element: String, observed tags: some Sequence<Stamp>) {
+        let element = ByteString(element)
         var entry = entries[element] ?? Entry()
         entry.removed.formUnion(tags)
         entry.normalize()
@@ -61,6 +63,7 @@ public struct ORSet: Hashable, Sendable {
 
     /// Removes every add of an element stamped lower than `stamp`.
     public mutating func remove(_ element: String, below stamp: Stamp) {
+        let element = ByteString(element)
         var entry = entries[element] ?? Entry()
         entry.watermark = max(entry.watermark ?? stamp, stamp)
         entry.normalize()
@@ -69,15 +72,14 @@ public struct ORSet: Hashable, Sendable {
 
     /// The add tags of an element that are visible after `tombstone`.
     public func visibleTags(of element: String, after tombstone: Stamp? = nil) -> [Stamp] {
-        entries[element]?.visibleTags(after: tombstone) ?? []
+        entries[ByteString(element)]?.visibleTags(after: tombstone) ?? []
     }
 
-    /// The elements with a visible add after `tombstone`, sorted.
+    /// The elements with a visible add after `tombstone`, sorted by their bytes.
     public func visibleElements(after tombstone: Stamp? = nil) -> [String] {
-        entries.compactMap { element, entry in entry.visibleTags(after: tombstone).isEmpty ? nil : element }.sorted()
+        entries.compactMap { element, entry in entry.visibleTags(after: tombstone).isEmpty ? nil : element }.sorted().map(\.text)
     }
 
-    /// Unites adds, removed tags and watermarks.
     /// Drops the tags stamped at or before `stamp` (a row delete's tombstone) and the elements
     /// left with nothing: a watermark at or below it hides nothing the tombstone does not.
     mutating func forget(upTo stamp: Stamp) {
@@ -89,6 +91,7 @@ public struct ORSet: Hashable, Sendable {
         }
     }
 
+    /// Unites adds, removed tags and watermarks.
     public mutating func merge(_ other: ORSet) {
         entries.mergeEach(other.entries) { $0.merge($1) }
     }

@@ -26,12 +26,24 @@ public struct PNCounter: Hashable, Sendable {
         slots[slot] ?? CounterTotals()
     }
 
-    /// Σ (p − baseline p) − Σ (n − baseline n), each difference floored at zero.
+    /// Σ (p − baseline p) − Σ (n − baseline n), each difference floored at zero, computed
+    /// exactly and then saturated to the 64-bit range: regions that increment concurrently can
+    /// take the exact sum past it, and every region then reads the same bound (never a wrapped
+    /// value); decrements bring it back, as the exact sum is kept in the slots.
     public var value: Int64 {
-        slots.reduce(into: Int64(0)) { sum, entry in
-            let base = baselines[entry.key] ?? CounterTotals()
-            sum = sum &+ max(0, entry.value.p &- base.p) &- max(0, entry.value.n &- base.n)
+        var sum: Int64 = 0
+        var carries = 0  // the exact sum is sum + carries × 2^64
+        func add(_ term: Int64) {
+            let (result, overflow) = sum.addingReportingOverflow(term)
+            sum = result
+            if overflow { carries += term > 0 ? 1 : -1 }
         }
+        for (slot, totals) in slots {
+            let base = baselines[slot] ?? CounterTotals()
+            add(max(0, totals.p - base.p))  // both in 0...Int64.max: no overflow
+            add(-max(0, totals.n - base.n))
+        }
+        return carries > 0 ? .max : carries < 0 ? .min : sum
     }
 
     /// Merges per slot by maximum.

@@ -15,15 +15,21 @@ extension RowMergeState {
         var object: [String: JSONValue] = [:]
         if let row { object["row"] = ["s": .string(row.stamp.tag), "v": .object(row.value)] }
         if !cells.isEmpty { object["cells"] = .object(cells.mapValues { ["s": .string($0.stamp.tag), "v": $0.value] }) }
-        if !gsets.isEmpty { object["gsets"] = .object(gsets.mapValues { .object($0.elements.mapValues { .string($0.tag) }) }) }
+        // Set elements as [element, ...] pairs sorted by bytes, not as member names: two elements
+        // that differ only in Unicode normalization are two elements, but one member name.
+        if !gsets.isEmpty {
+            object["gsets"] = .object(gsets.mapValues { set in
+                .array(set.elements.sorted { $0.key < $1.key }.map { element, stamp in [.string(element.text), .string(stamp.tag)] })
+            })
+        }
         if !orsets.isEmpty {
             object["orsets"] = .object(orsets.mapValues { set in
-                .object(set.entries.mapValues { entry in
+                .array(set.entries.sorted { $0.key < $1.key }.map { element, entry in
                     var fields: [String: JSONValue] = [:]
                     if !entry.adds.isEmpty { fields["a"] = .array(entry.adds.sorted().map { .string($0.tag) }) }
                     if !entry.removed.isEmpty { fields["r"] = .array(entry.removed.sorted().map { .string($0.tag) }) }
                     if let watermark = entry.watermark { fields["w"] = .string(watermark.tag) }
-                    return .object(fields)
+                    return [.string(element.text), .object(fields)]
                 })
             })
         }
@@ -55,14 +61,14 @@ extension RowMergeState {
         }
         for (column, elements) in try Self.object(object["gsets"] ?? [:], "gsets") {
             var set = GSet()
-            for (element, tag) in try Self.object(elements, "gsets.\(column)") {
+            for (element, tag) in try Self.pairs(elements, "gsets.\(column)") {
                 set.add(element, stamp: try Self.stamp(tag, "gsets.\(column)"))
             }
             gsets[column] = set
         }
         for (column, elements) in try Self.object(object["orsets"] ?? [:], "orsets") {
             var set = ORSet()
-            for (element, entry) in try Self.object(elements, "orsets.\(column)") {
+            for (element, entry) in try Self.pairs(elements, "orsets.\(column)") {
                 let fields = try Self.object(entry, "orsets.\(column)")
                 for tag in fields["a"]?.arrayValue ?? [] { set.add(element, tag: try Self.stamp(tag, "orsets.\(column).a")) }
                 let removed = try (fields["r"]?.arrayValue ?? []).map { tag throws(MergeStateDecodingError) in
@@ -99,6 +105,19 @@ extension RowMergeState {
     private static func object(_ value: JSONValue, _ field: String) throws(MergeStateDecodingError) -> [String: JSONValue] {
         guard case let .object(members) = value else { throw MergeStateDecodingError(problem: "\(field) must be an object") }
         return members
+    }
+
+    /// A set's elements: `[[element, value], ...]`, or an object of element → value as stores
+    /// written before elements were compared by bytes kept them.
+    private static func pairs(_ value: JSONValue, _ field: String) throws(MergeStateDecodingError) -> [(String, JSONValue)] {
+        if case let .object(members) = value { return members.map { ($0.key, $0.value) } }
+        guard case let .array(items) = value else { throw MergeStateDecodingError(problem: "\(field) must be an array") }
+        return try items.map { item throws(MergeStateDecodingError) in
+            guard case let .array(pair) = item, pair.count == 2, let element = pair[0].stringValue else {
+                throw MergeStateDecodingError(problem: "\(field) must hold [element, value] pairs")
+            }
+            return (element, pair[1])
+        }
     }
 
     private static func stamp(_ value: JSONValue?, _ field: String) throws(MergeStateDecodingError) -> Stamp {

@@ -69,25 +69,36 @@ extension RowState {
 
     /// An increment of counter columns, carrying the writer slot's new running totals.
     ///
-    /// - Throws: `EventRejection.wrongColumnType` when the counter's value or the slot's
-    ///   running total would leave the 64-bit integer range (as PostgreSQL refuses a bigint
-    ///   out of range): a saturated total would silently drop later increments.
+    /// A slot's totals only grow (the merge takes their maximum), so a slot whose total would
+    /// leave the 64-bit range is done with: the increment goes to the writer's next slot
+    /// (`<slot>~1`, `<slot>~2`, ...), which starts from zero, and the counter never blocks.
+    ///
+    /// - Throws: `EventRejection.wrongColumnType` when the counter's visible value would leave
+    ///   the 64-bit integer range (as PostgreSQL refuses a bigint out of range).
     public func makeIncrement(_ deltas: [String: Int64], context: WriteContext) throws(EventRejection) -> ChangeEvent {
         var event = try table.validate(makeEvent(.increment, columns: deltas.mapValues(JSONValue.int), context: context))
-        for (column, delta) in deltas {
-            let counter = state.counters[column] ?? PNCounter()
-            var totals = counter.totals(of: event.counterSlot)
-            let (_, valueOverflows) = counter.value.addingReportingOverflow(delta)
-            let totalOverflows: Bool
-            if delta >= 0 {
-                (totals.p, totalOverflows) = totals.p.addingReportingOverflow(delta)
-            } else {
-                (totals.n, totalOverflows) = totals.n.subtractingReportingOverflow(delta)
+        for (column, delta) in deltas where (state.counters[column]?.value ?? 0).addingReportingOverflow(delta).overflow {
+            throw .wrongColumnType(table: table.name, column: column, problem: "the increment takes the counter out of the 64-bit integer range")
+        }
+        let base = event.counterSlot
+        for generation in 0... {
+            let slot = generation == 0 ? base : "\(base)~\(generation)"
+            var totals: [String: CounterTotals] = [:]
+            for (column, delta) in deltas {
+                var slotTotals = (state.counters[column] ?? PNCounter()).totals(of: slot)
+                let overflows: Bool
+                if delta >= 0 {
+                    (slotTotals.p, overflows) = slotTotals.p.addingReportingOverflow(delta)
+                } else {
+                    (slotTotals.n, overflows) = slotTotals.n.subtractingReportingOverflow(delta)
+                }
+                if overflows { break }
+                totals[column] = slotTotals
             }
-            if valueOverflows || totalOverflows {
-                throw .wrongColumnType(table: table.name, column: column, problem: "the increment takes the counter out of the 64-bit integer range")
-            }
-            event.counterTotals[column] = totals
+            guard totals.count == deltas.count else { continue }
+            if generation > 0 { event.writer = slot }
+            event.counterTotals = totals
+            break
         }
         return event
     }

@@ -139,8 +139,6 @@ public final class PostgresStore: ReplicaStore {
                 failures.append((index, Self.reason(error)))
             }
         }
-        try await lockRows(Set(pending.map(\.rowID)).sorted(), on: connection)
-
         var results: [Int: RowState.ApplyOutcome] = [:]
         try await connection.query("SAVEPOINT georep_batch", logger: logger)
         do {
@@ -216,17 +214,25 @@ public final class PostgresStore: ReplicaStore {
 
     /// Takes a transaction-scoped lock per row, in a fixed order (no deadlocks between
     /// batches), so that merges of the same row never interleave, even for rows not yet stored.
+    ///
+    /// Called by ``merge(_:on:)``, inside the batch's (or the event's) savepoint: a key the
+    /// server cannot take fails that savepoint like any other error of the event's data.
     private func lockRows(_ rowIDs: [String], on connection: PostgresConnection) async throws {
         guard !rowIDs.isEmpty else { return }
-        try await connection.query(
-            "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(id, 0)) FROM unnest(\(rowIDs)::text[]) AS id) AS locked",
-            logger: logger)
+        do {
+            try await connection.query(
+                "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(id, 0)) FROM unnest(\(rowIDs)::text[]) AS id) AS locked",
+                logger: logger)
+        } catch {
+            throw Self.isDataError(error) ? EventsFailed(underlying: error) : error
+        }
     }
 
     /// Merges events into their rows, table by table: reads the rows under lock, applies the
     /// events with `RowState.apply` in batch order, writes the changed rows, conflicts and
     /// pinned homes. Returns each event's outcome by batch index.
     private func merge(_ pending: [Pending], on connection: PostgresConnection) async throws -> [Int: RowState.ApplyOutcome] {
+        try await lockRows(Set(pending.map(\.rowID)).sorted(), on: connection)
         var results: [Int: RowState.ApplyOutcome] = [:]
         var conflicts: [Conflict] = []
         // By the bytes of `<table>/<key>` (see RowIdentity).
@@ -343,16 +349,15 @@ public final class PostgresStore: ReplicaStore {
         }
     }
 
-    /// Whether a server error concerns the statement's data (SQLSTATE classes 22 data exception,
-    /// 23 constraint, 42 schema, P0 raised by a trigger) rather than the transaction or the
-    /// connection (a deadlock, a lost connection: the whole batch fails and is retried).
-    /// Whether a server error concerns the event's data (classes 22 data exception and 23
-    /// integrity constraint, P0 raised by a trigger): the event is dead-lettered. Anything else
-    /// (a revoked privilege or a dropped column, class 42) stops the applier rather than send
-    /// every event of the table to the dead-letter topic while positions advance.
+    /// Whether a server error concerns the event's data (classes 22 data exception, 23
+    /// integrity constraint, 54 program limit exceeded such as an index row too large, P0 raised
+    /// by a trigger): the event is dead-lettered and the batch goes on. Anything else (a revoked
+    /// privilege or a dropped column, class 42; a deadlock or a lost connection, retried) fails
+    /// the batch, rather than send every event of a table to the dead-letter topic while
+    /// positions advance.
     private static func isDataError(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
-        return ["22", "23", "P0"].contains(String(state.prefix(2)))
+        return ["22", "23", "54", "P0"].contains(String(state.prefix(2)))
     }
 
     /// A failure reason for the dead-letter header: names the problem, never bound values.
