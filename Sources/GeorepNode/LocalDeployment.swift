@@ -38,11 +38,6 @@ public final class LocalDeployment: Sendable {
         var brokers: [String: DevelopmentBroker] = [:]
         for region in Self.regions {
             let broker = try DevelopmentBroker(brokers: 1, logger: logger)
-            for topic in [Topics.changes(region), Topics.pinned(region)] {
-                try broker.createTopic(topic, partitions: partitions)
-            }
-            try broker.createTopic(Topics.deadLetters(region), partitions: 1)
-            if region == Self.regions[0] { try broker.createTopic(Topics.control, partitions: 1) }
             if roundTripMillis > 0 { try broker.setRoundTripTime(roundTripMillis, broker: 1) }
             brokers[region] = broker
         }
@@ -54,6 +49,9 @@ public final class LocalDeployment: Sendable {
         configPath = directory.appendingPathComponent("georep.yaml").path
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         config = try GeorepConfig.load(path: configPath)
+        for topic in Topics.required(by: config) {
+            try brokers.values.first { $0.bootstrapServers == topic.cluster }?.createTopic(topic.name, partitions: topic.partitions)
+        }
         var nodes: [String: RegionNode] = [:]
         var runs: [Task<Void, any Error>] = []
         for region in Self.regions {

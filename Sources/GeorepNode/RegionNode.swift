@@ -67,6 +67,10 @@ public final class RegionNode: Sendable {
     public let writer: Writer
     /// Applies every region's events to the store.
     public let applier: Applier
+    /// Applies `georep.directory`, the claims of region-pinned rows' homes, to the store.
+    public let directoryApplier: Applier
+    /// Claims and looks up the homes of region-pinned rows.
+    public let pinnedHomes: PinnedHomes
     /// The node's metrics.
     public let metrics: NodeMetrics
     /// Samples the replication lag.
@@ -80,6 +84,7 @@ public final class RegionNode: Sendable {
     let peers: PeerClient
     let sticky: StickyUsers?
     private let producer: KafkaProducer
+    private let directoryProducer: KafkaProducer
     private let roleState: Mutex<NodeRole>
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
     private let listening = Mutex<HostPort?>(nil)
@@ -113,14 +118,19 @@ public final class RegionNode: Sendable {
         }
         var producerConfiguration = config.producerConfiguration(own.kafka, clientID: "georep-writer-\(region)", extra: settings.producerProperties)
         producerConfiguration.lingerMilliseconds = settings.writerLingerMilliseconds
+        var directoryConfiguration = config.producerConfiguration(
+            config.controlCluster, clientID: "georep-directory-\(region)", extra: settings.producerProperties)
+        directoryConfiguration.lingerMilliseconds = 0
         do {
             producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+            directoryProducer = try KafkaProducer(configuration: directoryConfiguration, logger: logger)
         } catch {
             try? await store.close()
             throw error
         }
         // Without this, librdkafka 2.0.2 holds the first writes while it looks the topics up.
         await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
+        await directoryProducer.prepare(topics: [Topics.directory])
         roleState = Mutex(role)
         var applierSettings = settings.applier
         // Scale-out processes share partitions: another process's applier may reach this writer's events.
@@ -134,6 +144,14 @@ public final class RegionNode: Sendable {
             control: applierControl, catchesUpAtStart: true, logger: logger)
         // Cannot fail: the region was checked above.
         applier = try! Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
+        // Claims are never paused nor fenced, and every process of a region follows them all.
+        var directorySettings = Applier.Settings()
+        directorySettings.source = .directory
+        directorySettings.consumerProperties = applierSettings.consumerProperties
+        directorySettings.producerProperties = applierSettings.producerProperties
+        directorySettings.deadLetterLease = applierSettings.deadLetterLease
+        directoryApplier = try! Applier(region: region, config: config, store: store, clock: clock, settings: directorySettings, logger: logger)
+        pinnedHomes = PinnedHomes(region: region, config: config, store: store, clock: clock, producer: directoryProducer, follower: directoryApplier)
         let onChange = ControlChangeForwarder()
         controlReader = ControlReader(
             log: ControlLog(config: config, extra: settings.applier.consumerProperties, logger: logger),
@@ -158,11 +176,13 @@ public final class RegionNode: Sendable {
         // A graceful shutdown stops the services in the reverse order of this list.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ClosingService { [store] in try await store.close() }, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: ClosingService { [producer, peers] in
+            .init(service: ClosingService { [producer, directoryProducer, peers] in
                 await producer.close()
+                await directoryProducer.close()
                 try await peers.shutdown()
             }),
             .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: ApplierService(applier: directoryApplier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SamplerService(sampler: sampler)),
             .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
             .init(service: makeHTTPServer(), failureTerminationBehavior: .gracefullyShutdownGroup),

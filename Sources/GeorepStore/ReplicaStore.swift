@@ -135,7 +135,8 @@ public protocol ReplicaStore: Sendable {
     /// The home region of a pinned row, from the directory.
     func pinnedHome(table: String, key: [String: JSONValue]) async throws -> String?
 
-    /// Records a pinned row's home region in the directory.
+    /// Records a pinned row's home region in the directory, unless it names one already (the
+    /// first claim wins; `locate` events of a batch are recorded the same way).
     func recordPinnedHome(table: String, key: [String: JSONValue], region: String) async throws
 
     /// Inserts or replaces regions' rows of `georep_region_config`.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GeorepEngine
 import GeorepKafka
 import GeorepModel
 import Logging
@@ -22,7 +23,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
     @Option(help: "Topics to create, as name:partitions[,name:partitions...].")
     var topics: String?
 
-    @Option(help: "A georep configuration file: creates the change, pinned and dead-letter topics of every region and the control topic.")
+    @Option(help: "A georep configuration file: creates the change, pinned and dead-letter topics of every region and the control and directory topics.")
     var config: String?
 
     @OptionGroup var common: CommonOptions
@@ -31,13 +32,8 @@ struct DevBrokerCommand: AsyncParsableCommand {
         let logger = try common.bootstrapLogging(label: "georep.dev-broker")
         var wanted = try Self.parseTopics(topics ?? "")
         if let config {
-            let parsed = try GeorepConfig.load(path: config)
-            for region in parsed.regions {
-                for suffix in ["changes", "pinned", "dlq"] {
-                    wanted.append(("georep.\(region.id).\(suffix)", parsed.partitions))
-                }
-            }
-            wanted.append(("georep.control", 1))
+            // Every topic of the deployment, whichever cluster the configuration puts it on.
+            wanted += Topics.required(by: try GeorepConfig.load(path: config)).map { ($0.name, $0.partitions) }
         }
         let broker = try DevelopmentBroker(brokers: brokers, logger: logger)
         for (name, partitions) in wanted {

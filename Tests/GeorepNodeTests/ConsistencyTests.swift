@@ -169,19 +169,20 @@ struct ConsistencyTests {
             }
             #expect(tally.failures.withLock { $0 }.isEmpty, "\(tally.failures.withLock { $0.prefix(3) })")
 
-            // The other regions learn the rows' home from the directory (locate events).
+            // The other regions learn the rows' home from the directory (claims in georep.directory).
             for region in ["us-east-1", "ap-southeast-1"] {
                 let deadline = ContinuousClock.now + .seconds(30)
                 while try await deployment.nodes[region]!.store.pinnedHome(table: "user_pii", key: ["user_id": 999]) == nil, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(50))
                 }
             }
-            // No change topic of any region holds their content.
+            // No change topic of any region, nor the directory, holds their content.
             var scanned = 0
-            for region in LocalDeployment.regions {
-                let broker = deployment.brokers[region]!
-                let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, groupID: "scan"), logger: Logger(label: "scan"))
-                let partitions = (0..<Int32(deployment.config.partitions)).map { TopicPartition(topic: Topics.changes(region), partition: $0) }
+            let topics = LocalDeployment.regions.map { (deployment.config.region(id: $0)!.kafka, Topics.changes($0), deployment.config.partitions) }
+                + [(deployment.config.controlCluster, Topics.directory, 1)]
+            for (cluster, topic, partitionCount) in topics {
+                let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(bootstrapServers: cluster, groupID: "scan"), logger: Logger(label: "scan"))
+                let partitions = (0..<Int32(partitionCount)).map { TopicPartition(topic: topic, partition: $0) }
                 let expected = try await consumer.endOffsets(of: partitions).values.reduce(0, +)
                 try await consumer.assign(partitions.map { TopicPartitionOffset($0, offset: .beginning) })
                 var records: [KafkaMessage] = []
@@ -195,7 +196,7 @@ struct ConsistencyTests {
                     #expect(!text.contains("secret.example") && !text.contains("email"), "a change topic holds pinned content: \(text)")
                 }
             }
-            #expect(scanned >= 1000, "the directory's locate events are on eu-west-1's change topic")
+            #expect(scanned >= 1000, "the directory's claims (locate events) are on \(Topics.directory)")
             #expect(try await deployment.nodes["us-east-1"]!.store.snapshot(table: "user_pii").isEmpty, "no pinned row is stored outside its home region")
 
             for region in ["us-east-1", "ap-southeast-1"] {

@@ -42,12 +42,7 @@ final class InProcessNode: Sendable {
             region.store = .sqlite(path: directory.appendingPathComponent("\(region.id).sqlite").path)
             return region
         }
-        for region in config.regions {
-            try broker.createTopic(Topics.changes(region.id), partitions: config.partitions)
-            try broker.createTopic(Topics.pinned(region.id), partitions: config.partitions)
-            try broker.createTopic(Topics.deadLetters(region.id), partitions: 1)
-        }
-        try broker.createTopic(Topics.control, partitions: 1)
+        for topic in Topics.required(by: config) { try broker.createTopic(topic.name, partitions: topic.partitions) }
         return config
     }
 

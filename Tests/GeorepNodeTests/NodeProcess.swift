@@ -117,8 +117,10 @@ final class ProcessDeployment: @unchecked Sendable {
     let addressMap: [String: String]
     private(set) var nodes: [String: GeorepProcess] = [:]
 
-    /// - Parameter stores: store locations replacing a region's SQLite file (e.g. a PostgreSQL URL).
-    init(topology: String = "active-active", extraYAML: String = "", stores: [String: String] = [:]) async throws {
+    /// - Parameters:
+    ///   - stores: store locations replacing a region's SQLite file (e.g. a PostgreSQL URL).
+    ///   - extraTables: YAML of tables added to the example's, indented under `tables:`.
+    init(topology: String = "active-active", extraYAML: String = "", extraTables: String = "", stores: [String: String] = [:]) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-nodes-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)
@@ -130,7 +132,7 @@ final class ProcessDeployment: @unchecked Sendable {
         self.addressMap = addressMap
         for (region, store) in stores { yaml = yaml.replacingOccurrences(of: "sqlite:data/\(region).sqlite", with: store) }
         yaml = yaml.replacingOccurrences(of: "sqlite:data/", with: "sqlite:\(directory.path)/")
-        yaml = yaml.replacingOccurrences(of: "topology: active-active", with: "topology: \(topology)\n\(extraYAML)")
+        yaml = yaml.replacingOccurrences(of: "topology: active-active", with: "topology: \(topology)\n\(extraYAML)") + extraTables
         configPath = directory.appendingPathComponent("georep.yaml").path
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         config = try GeorepConfig.load(path: configPath)
@@ -172,11 +174,11 @@ final class ProcessDeployment: @unchecked Sendable {
     /// is false) and a client, then stops them all, also when `body` throws, before returning:
     /// no process outlives the test.
     static func with(
-        topology: String = "active-active", extraYAML: String = "", stores: [String: String] = [:], startingNodes: Bool = true,
+        topology: String = "active-active", extraYAML: String = "", extraTables: String = "", stores: [String: String] = [:], startingNodes: Bool = true,
         timeLimit: Duration = .seconds(240),
         _ body: @escaping @Sendable (ProcessDeployment, NodeHTTPClient) async throws -> Void
     ) async throws {
-        let deployment = try await ProcessDeployment(topology: topology, extraYAML: extraYAML, stores: stores)
+        let deployment = try await ProcessDeployment(topology: topology, extraYAML: extraYAML, extraTables: extraTables, stores: stores)
         let client = NodeHTTPClient(timeout: .seconds(20))
         // A watchdog: should the body ever wait forever, the test fails after `timeLimit`
         // and its processes still stop, instead of the whole run hanging.

@@ -320,16 +320,26 @@ import Testing
         }
     }
 
+    /// The directory holds the first claim of a row (locate events, from `georep.directory`), in
+    /// one batch or several; a pinned row's content does not write it.
     @Test(arguments: StoreKind.allCases)
-    func pinnedUpsertsFillTheDirectory(_ kind: StoreKind) async throws {
+    func theDirectoryKeepsTheFirstClaimOfARow(_ kind: StoreKind) async throws {
         try await ScratchStore.with(kind) { scratch in
             let store = try await scratch.open()
-            let event = ChangeEvent(origin: "eu-west-1", table: "user_pii", key: ["user_id": 5], op: .upsert,
-                                    hlc: HLCTimestamp(millis: 10, logical: 0), epoch: 1, columns: ["home_region": "eu-west-1", "email": "a@b"])
-            _ = try await store.apply(batch: [SourcedEvent(event)])
-            #expect(try await store.pinnedHome(table: "user_pii", key: ["user_id": 5]) == "eu-west-1")
-            try await store.recordPinnedHome(table: "user_pii", key: ["user_id": 6], region: "us-east-1")
+            func claim(_ user: Int64, by region: String, offset: Int64) -> SourcedEvent {
+                SourcedEvent(ChangeEvent(origin: region, table: "user_pii", key: ["user_id": .int(user)], op: .locate,
+                                         hlc: HLCTimestamp(millis: 100 - UInt64(offset), logical: 0), epoch: 1, columns: ["home_region": .string(region)]),
+                             source: SourcePosition(topic: "georep.directory", partition: 0, offset: offset))
+            }
+            _ = try await store.apply(batch: [claim(5, by: "eu-west-1", offset: 0), claim(5, by: "us-east-1", offset: 1)])
+            _ = try await store.apply(batch: [claim(5, by: "ap-southeast-1", offset: 2), claim(6, by: "us-east-1", offset: 3)])
+            #expect(try await store.pinnedHome(table: "user_pii", key: ["user_id": 5]) == "eu-west-1", "the first claim wins, though later claims have lower HLCs")
             #expect(try await store.pinnedHome(table: "user_pii", key: ["user_id": 6]) == "us-east-1")
+            try await store.recordPinnedHome(table: "user_pii", key: ["user_id": 6], region: "eu-west-1")
+            #expect(try await store.pinnedHome(table: "user_pii", key: ["user_id": 6]) == "us-east-1")
+            let content = ChangeEvent(origin: "eu-west-1", table: "user_pii", key: ["user_id": 7], op: .upsert,
+                                      hlc: HLCTimestamp(millis: 10, logical: 0), epoch: 1, columns: ["home_region": "eu-west-1", "email": "a@b"])
+            _ = try await store.apply(batch: [SourcedEvent(content)])
             #expect(try await store.pinnedHome(table: "user_pii", key: ["user_id": 7]) == nil)
         }
     }

@@ -19,8 +19,20 @@ import Synchronization
 /// and headers plus `georep-error` and `georep-source`; their offsets advance too. Records lost
 /// to retention are reported as errors and in ``progress``, never skipped silently.
 public final class Applier: Sendable {
+    /// What an applier consumes.
+    public enum Source: Sendable, Hashable {
+        /// Every region's change topic, and this region's pinned topic when
+        /// ``Settings/consumesPinnedTopic``: the replicated rows.
+        case replication
+        /// `georep.directory` on the control cluster: the claims of region-pinned rows' homes,
+        /// applied in the topic's one order (the first claim of a row wins in every region).
+        case directory
+    }
+
     /// Tuning of an applier.
     public struct Settings: Sendable {
+        /// What it consumes.
+        public var source = Source.replication
         /// The most records applied in one transaction. A poll takes what is ready, so batches
         /// are small when the applier keeps up; when it catches up, larger transactions write
         /// each changed page to the SQLite WAL fewer times (measured with `georep bench apply`:
@@ -85,11 +97,16 @@ public final class Applier: Sendable {
         self.logger = logger
         self.ownCluster = own.kafka
         var byCluster: [String: [TopicPartition]] = [:]
-        for source in config.regions {
-            byCluster[source.kafka, default: []] += Topics.partitions(of: Topics.changes(source.id), in: config)
-        }
-        if settings.consumesPinnedTopic {
-            byCluster[own.kafka, default: []] += Topics.partitions(of: Topics.pinned(region), in: config)
+        switch settings.source {
+        case .replication:
+            for source in config.regions {
+                byCluster[source.kafka, default: []] += Topics.partitions(of: Topics.changes(source.id), in: config)
+            }
+            if settings.consumesPinnedTopic {
+                byCluster[own.kafka, default: []] += Topics.partitions(of: Topics.pinned(region), in: config)
+            }
+        case .directory:
+            byCluster[config.controlCluster] = [TopicPartition(topic: Topics.directory, partition: 0)]
         }
         self.partitionsByCluster = byCluster
     }
@@ -167,7 +184,7 @@ public final class Applier: Sendable {
                     return TopicPartitionOffset(partition, offset: next.map { KafkaOffset($0) } ?? .beginning)
                 })
             }
-            logger.info("applier started", metadata: ["region": .string(region), "partitions": "\(partitionsByCluster.values.map(\.count).reduce(0, +))"])
+            logger.info("applier started", metadata: ["region": .string(region), "source": "\(settings.source)", "partitions": "\(partitionsByCluster.values.map(\.count).reduce(0, +))"])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await self.publishLapsedDeadLetters(deadLetters) }
                 try await withThrowingTaskGroup(of: Void.self) { consuming in
@@ -215,8 +232,9 @@ public final class Applier: Sendable {
     }
 
     private func makeConsumer(cluster: String, rebalance: KafkaConsumer.RebalanceHandlers = .init()) throws(KafkaError) -> KafkaConsumer {
-        var configuration = config.consumerConfiguration(
-            cluster, groupID: Topics.applyGroup(region), clientID: "georep-apply-\(region)", extra: settings.consumerProperties)
+        let (group, client) = settings.source == .directory
+            ? (Topics.directoryGroup(region), "georep-directory-\(region)") : (Topics.applyGroup(region), "georep-apply-\(region)")
+        var configuration = config.consumerConfiguration(cluster, groupID: group, clientID: client, extra: settings.consumerProperties)
         configuration.offsetReset = .error
         return try KafkaConsumer(configuration: configuration, logger: logger, rebalance: rebalance)
     }

@@ -44,17 +44,20 @@ struct RecordDecoder: Sendable {
         if let origin = message.headers.string(named: GeorepHeader.origin), origin != event.origin {
             return refuse("header \(GeorepHeader.origin) \(origin) disagrees with the event's origin \(event.origin)")
         }
+        // The directory orders the claims of pinned rows' homes: only there, and only them.
+        if (message.topic == Topics.directory) != (event.op == .locate) {
+            return refuse(event.op == .locate
+                ? "locate events belong on \(Topics.directory), not \(message.topic)"
+                : "\(Topics.directory) takes only locate events, not \(event.op.rawValue)")
+        }
         if let (region, isPinned) = topics.sourceRegion(of: message.topic) {
             if event.origin != region {
                 return refuse("origin \(event.origin) is not the region \(region) of topic \(message.topic)")
             }
-            // A pinned table's rows go to the pinned topic; only their directory entries
-            // (locate events, no content) go to the change topic.
-            let isPinnedRow = codec.config.table(named: event.table)?.merge == .pinned && event.op != .locate
+            // A pinned table's rows go to the pinned topic.
+            let isPinnedRow = codec.config.table(named: event.table)?.merge == .pinned
             if isPinnedRow != isPinned {
-                return refuse(event.op == .locate
-                    ? "locate events belong on \(Topics.changes(region)), not \(message.topic)"
-                    : isPinnedRow
+                return refuse(isPinnedRow
                     ? "table \(event.table) is region-pinned: its events belong on \(Topics.pinned(region)), not \(message.topic)"
                     : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
             }

@@ -31,8 +31,9 @@ public final class ApplierControl: Sendable {
 
     /// Why `event`, consumed at `position`, is refused by a fence; nil when no fence refuses it.
     ///
-    /// A locate event is never refused: it is a fact about a region-pinned row, true whatever
-    /// the epoch, as the row is written in its home region whoever is primary.
+    /// A locate event (a claim in `georep.directory`) is never refused: it is a fact about a
+    /// region-pinned row, true whatever the epoch, as the row is written in its home region
+    /// whoever is primary.
     public func fenceRefusal(of event: ChangeEvent, at position: SourcePosition) -> String? {
         guard event.op != .locate else { return nil }
         for fence in fences {

@@ -72,6 +72,8 @@ public enum WriteError: Error, Sendable, CustomStringConvertible {
     /// Kafka has the event, but past a fence point of a failover: every region refuses it to
     /// its dead-letter topic (refused, not lost) and the write did not take effect.
     case fenced(String)
+    /// A new region-pinned row's home is not known yet (``PinnedHomes``): nothing was written; retry.
+    case directoryUnavailable(String)
 
     /// A human-readable reason naming the problem.
     public var description: String {
@@ -87,6 +89,7 @@ public enum WriteError: Error, Sendable, CustomStringConvertible {
         case let .catchingUp(problem): problem
         case let .notAccepting(region, epoch): "region \(region) does not accept writes of replicated tables at epoch \(epoch)"
         case let .fenced(reason): "the write was refused: \(reason)"
+        case let .directoryUnavailable(problem): problem
         }
     }
 }

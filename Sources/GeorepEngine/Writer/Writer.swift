@@ -179,19 +179,29 @@ public final class Writer: Sendable {
     /// `georep-origin`) and waits for Kafka's acknowledgement, without applying it locally:
     /// what an application's own producer does (the applier applies it from the log).
     public func publish(_ event: ChangeEvent, table: TableSchema, to topic: String) async throws(WriteError) -> KafkaDeliveryReport {
+        let report = try await Self.send(event, table: table, to: topic, through: producer)
+        let partition = SourcePartition(topic: topic, partition: report.partition)
+        published.withLock { $0[partition] = max($0[partition] ?? -1, report.offset) }
+        return report
+    }
+
+    /// Sends `event` to `topic` through `producer` as every georep writer does (key
+    /// `<table>/<key>`, headers `georep-hlc` and `georep-origin`) and waits for Kafka's
+    /// acknowledgement.
+    static func send(
+        _ event: ChangeEvent, table: TableSchema, to topic: String, partition: Int32? = nil, through producer: KafkaProducer
+    ) async throws(WriteError) -> KafkaDeliveryReport {
         let record = KafkaRecord(
-            topic: topic, key: table.kafkaKey(for: event.key), value: event.encodedJSON(),
+            topic: topic, partition: partition, key: table.kafkaKey(for: event.key), value: event.encodedJSON(),
             headers: [KafkaHeader(name: GeorepHeader.hlc, string: event.hlc.description),
-                      KafkaHeader(name: GeorepHeader.origin, string: region)])
+                      KafkaHeader(name: GeorepHeader.origin, string: event.origin)])
         let report: KafkaDeliveryReport
         do {
             report = try await producer.send(record)
         } catch {
-            throw Self.failure(error, record: record)
+            throw failure(error, record: record)
         }
-        if let error = report.error { throw Self.failure(error, record: record) }
-        let partition = SourcePartition(topic: topic, partition: report.partition)
-        published.withLock { $0[partition] = max($0[partition] ?? -1, report.offset) }
+        if let error = report.error { throw failure(error, record: record) }
         return report
     }
 

@@ -111,9 +111,15 @@ public struct GeorepConfig: Sendable, Hashable {
     public var hlcMaxOffsetMillis: UInt64
     /// Writes from two regions closer than this in physical time are recorded as conflicts.
     public var conflictWindowMillis: UInt64
-    /// Bootstrap servers of the cluster holding the control topic `georep.control` (`control_kafka`);
-    /// nil for the primary's cluster, or the first region's.
+    /// Bootstrap servers of the cluster holding the control topic `georep.control` and the
+    /// directory `georep.directory` (`control_kafka`); nil for the primary's cluster, or the first region's.
     public var controlKafka: String?
+
+    /// The cluster that holds `georep.control` and `georep.directory`: `control_kafka`, else the
+    /// configured primary's, else the first region's.
+    public var controlCluster: String {
+        controlKafka ?? (primary.flatMap { region(id: $0) } ?? regions.first)?.kafka ?? "127.0.0.1:9092"
+    }
     /// librdkafka properties of every Kafka client georep makes (top-level `kafka_properties`),
     /// such as `security.protocol` and the SASL and TLS settings.
     public var kafkaProperties: [String: String] = [:]

@@ -38,8 +38,8 @@ struct FencedRowRepair {
         let fencedStarts = Dictionary(uniqueKeysWithValues: fence.offsets.map { (TopicPartition(topic: ownTopic, partition: $0.key), $0.value) })
         var touched: [String: (table: String, key: [String: JSONValue])] = [:]
         try await read(cluster: config.region(id: region)?.kafka ?? config.controlCluster, from: fencedStarts) { message in
-            // Region-pinned rows live in the pinned topic, which no fence concerns (their locate
-            // events on the change topic are never refused).
+            // Region-pinned rows live in the pinned topic, which no fence concerns (their homes
+            // are claimed in georep.directory).
             guard let value = message.value, let event = try? codec.decode(value, wallClockMillis: nil),
                   control.fenceRefusal(of: event, at: Self.position(of: message)) != nil,
                   let table = config.table(named: event.table), table.merge != .pinned else { return }

@@ -134,10 +134,3 @@ public struct ControlState: Sendable, Hashable {
     }
 }
 
-extension GeorepConfig {
-    /// The cluster that holds `georep.control`: `control_kafka`, else the configured primary's,
-    /// else the first region's.
-    public var controlCluster: String {
-        controlKafka ?? (primary.flatMap { region(id: $0) } ?? regions.first)?.kafka ?? "127.0.0.1:9092"
-    }
-}

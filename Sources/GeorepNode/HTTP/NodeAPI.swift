@@ -64,11 +64,11 @@ extension RegionNode {
         }
         let receipt: WriteReceipt
         do {
-            if table.merge == .pinned, case .upsert = operation, try await store.pinnedHome(table: table.name, key: key) == nil {
-                // The directory entry other regions route by, published before the row (which
-                // stays in the pinned topic): a failed write leaves an entry naming this region,
-                // the row's home anyway, never a row that no region can find.
-                _ = try await writer.publishLocation(table: table, key: key)
+            if table.merge == .pinned, operation != .delete {
+                // A new row is claimed first; the first claim in georep.directory wins, in every
+                // region. A write whose claim lost was never this region's: 409 naming the home.
+                let home = try await pinnedHomes.home(of: table, key: key, epoch: writer.epoch)
+                if home != region { throw WriteError.pinnedElsewhere(table: table.name, homeRegion: home) }
             }
             receipt = try await writer.write(WriteRequest(table: table.name, key: key, operation: operation))
         } catch WriteError.notAccepting where request.headers[.georepForwardedBy] == nil {
@@ -265,13 +265,39 @@ extension RegionNode {
         }
     }
 
-    /// The path's key, percent-decoded.
+    /// The path's key, percent-decoded byte for byte (Foundation's decoding drops a U+FEFF).
     private func keyText(_ context: BasicRequestContext) throws -> String {
         let raw = context.parameters.get("key") ?? ""
-        guard let text = raw.removingPercentEncoding else {
+        guard let text = Self.percentDecoded(raw) else {
             throw APIError(.badRequest, "the key \(raw) in the path is not valid percent-encoded UTF-8")
         }
         return text
+    }
+
+    /// `text` with each `%XX` replaced by its byte; nil when an escape is malformed or the bytes
+    /// are not UTF-8.
+    static func percentDecoded(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     private func readBody(_ request: Request) async throws -> [UInt8] {
@@ -305,6 +331,7 @@ extension RegionNode {
     private func status() async throws -> Response {
         let role = role
         let progress = applier.progress
+        let directory = directoryApplier.progress
         let regions = try await store.regionConfigs().map { record -> JSONValue in
             [
                 "id": .string(record.regionID), "kafka": .string(record.kafka), "http": .string(record.http),
@@ -333,6 +360,10 @@ extension RegionNode {
                 "dead_letters": .int(Int64(progress.deadLetters)), "events_lost": .bool(progress.hasLostEvents),
                 "lost_ranges": .array(progress.lostRanges.map { .string($0.description) }),
                 "last_applied_hlc": .string(progress.lastAppliedHLC.description),
+            ],
+            "directory": [
+                "running": .bool(directory.isRunning), "claims_applied": .int(Int64(directory.eventsApplied)),
+                "dead_letters": .int(Int64(directory.deadLetters)), "events_lost": .bool(directory.hasLostEvents),
             ],
             "conflicts": .int(Int64(try await store.conflictCount())),
             "regions": .array(regions),

@@ -305,8 +305,7 @@ public struct Failover: Sendable {
     /// The end offsets of `region`'s change topic; `settle` reads until two reads agree, so
     /// that writes acknowledged just before a drain are inside the fence, for at most 3 s: a
     /// drained node reports itself stopped only once its writes in flight are acknowledged, so
-    /// what still moves the offsets then (locate events of region-pinned rows, which no fence
-    /// refuses, or another producer) must not hold the failover.
+    /// what still moves the offsets then (another producer's records) must not hold the failover.
     private func endOffsets(of region: RegionConfig, settle: Bool, probes: EndOffsetProbes) async throws(FailoverError) -> [Int32: Int64] {
         let partitions = changePartitions(of: region)
         do {

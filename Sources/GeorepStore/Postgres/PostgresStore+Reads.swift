@@ -132,12 +132,13 @@ extension PostgresStore {
         return home
     }
 
-    /// Records a pinned row's home region in the directory.
+    /// Records a pinned row's home region in the directory, unless it names one already: the
+    /// first claim of a row wins.
     public func recordPinnedHome(table: String, key: [String: JSONValue], region: String) async throws {
         let schema = try tableSQL(table).table
         try await client.query("""
             INSERT INTO georep_pinned_directory (table_name, row_key, home_region) VALUES (\(table), \(schema.keyText(key)), \(region))
-            ON CONFLICT (table_name, row_key) DO UPDATE SET home_region = excluded.home_region
+            ON CONFLICT (table_name, row_key) DO NOTHING
             """, logger: logger)
     }
 

@@ -256,10 +256,10 @@ public final class PostgresStore: ReplicaStore {
                 results[item.index] = result
                 if result.isChanged, !changed.contains(id) { changed.append(id) }
                 conflicts += result.conflicts
-                if item.event.op == .locate, let home = item.event.columns[TableSchema.homeRegionColumn]?.stringValue {
-                    // A directory entry of another region's pinned row: no content here.
-                    homes[Array(item.rowID.utf8)] = (sql.table, item.event.key, home)
-                } else if sql.table.merge == .pinned, item.event.op == .upsert, let home = row.view?[TableSchema.homeRegionColumn]?.stringValue {
+                // A claim of a pinned row's home (no content): the first of the batch, as the
+                // store keeps the first claim of a row.
+                if item.event.op == .locate, homes[Array(item.rowID.utf8)] == nil,
+                   let home = item.event.columns[TableSchema.homeRegionColumn]?.stringValue {
                     homes[Array(item.rowID.utf8)] = (sql.table, item.event.key, home)
                 }
             }
@@ -274,7 +274,7 @@ public final class PostgresStore: ReplicaStore {
             try await run("""
                 INSERT INTO georep_pinned_directory (table_name, row_key, home_region)
                 SELECT table_name, row_key, home_region FROM json_to_recordset($1::json) AS d(table_name text, row_key text, home_region text)
-                ON CONFLICT (table_name, row_key) DO UPDATE SET home_region = excluded.home_region
+                ON CONFLICT (table_name, row_key) DO NOTHING
                 """, json: entries, on: connection)
         }
         return results

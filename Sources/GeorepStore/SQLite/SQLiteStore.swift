@@ -234,9 +234,6 @@ public final class SQLiteStore: ReplicaStore {
             try statements.statement(.upsert, sql: sql.upsert, table: table, in: db).execute(arguments: sql.upsertArguments(row))
         }
         for conflict in result.conflicts { try record(conflict, table: sql.table, in: db) }
-        if sql.table.merge == .pinned, event.op == .upsert, let home = row.view?[TableSchema.homeRegionColumn]?.stringValue {
-            try recordPinnedHome(table: sql.table, key: event.key, region: home, in: db)
-        }
         return result
     }
 
@@ -408,7 +405,8 @@ public final class SQLiteStore: ReplicaStore {
         }
     }
 
-    /// Records a pinned row's home region in the directory.
+    /// Records a pinned row's home region in the directory, unless it names one already: the
+    /// first claim of a row wins.
     public func recordPinnedHome(table: String, key: [String: JSONValue], region: String) async throws {
         let schema = try tableSQL(table).table
         try await pool.write { db in try self.recordPinnedHome(table: schema, key: key, region: region, in: db) }
@@ -417,7 +415,7 @@ public final class SQLiteStore: ReplicaStore {
     private func recordPinnedHome(table: TableSchema, key: [String: JSONValue], region: String, in db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO georep_pinned_directory (table_name, row_key, home_region) VALUES (?, ?, ?)
-            ON CONFLICT (table_name, row_key) DO UPDATE SET home_region = excluded.home_region
+            ON CONFLICT (table_name, row_key) DO NOTHING
             """).execute(arguments: [table.name, table.keyText(key), region])
     }
 
