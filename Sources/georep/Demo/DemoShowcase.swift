@@ -20,8 +20,8 @@ struct DemoShowcase {
         let path = NodeHTTPClient.rowPath("user_pii", "7")
         let written = try await client.send("PUT", deployment.address(home), path, json: ["email": "ann@example.eu"])
         guard written.status == 200 else { throw DemoError("the pinned write at \(home) failed: \(written.status) \(written.error ?? "")") }
-        print("   PUT \(home) \(path) {\"email\": \"ann@example.eu\"}  → stored only in \(home); its change topic carries a directory entry without content")
-        // The directory entry replicates like any event.
+        print("   PUT \(home) \(path) {\"email\": \"ann@example.eu\"}  → stored only in \(home); georep.directory carries its claim, without content")
+        // Every region applies the claim from georep.directory.
         let deadline = ContinuousClock.now + .seconds(10)
         while try await deployment.nodes[elsewhere]!.store.pinnedHome(table: "user_pii", key: ["user_id": 7]) == nil, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
