@@ -24,6 +24,8 @@ public final class NodeMetrics: Sendable {
     private let writeDuration: Metrics.Timer
     private let acceptingWrites: Gauge
     private let epoch: Gauge
+    private let clockOffset: Gauge
+    private let clockSafe: Gauge
     private let mirrored = Mutex(Mirrored())
     private let perSource = Mutex<[String: LagGauges]>([:])
     private let writes = Mutex<[String: Counter]>([:])
@@ -57,6 +59,9 @@ public final class NodeMetrics: Sendable {
         writeDuration = Metrics.Timer(label: "georep_write_duration_seconds", dimensions: target, factory: factory)
         acceptingWrites = Gauge(label: "georep_accepting_writes", dimensions: target, factory: factory)
         epoch = Gauge(label: "georep_epoch", dimensions: target, factory: factory)
+        clockOffset = Gauge(label: "georep_clock_offset_ms", dimensions: target, factory: factory)
+        clockSafe = Gauge(label: "georep_clock_safe", dimensions: target, factory: factory)
+        clockSafe.record(1)
     }
 
     /// Advances the counters that mirror the applier and the store to their current totals.
@@ -105,6 +110,13 @@ public final class NodeMetrics: Sendable {
     public func recordRole(acceptingWrites accepting: Bool, epoch currentEpoch: UInt64) {
         acceptingWrites.record(accepting ? 1 : 0)
         epoch.record(Int64(clamping: currentEpoch))
+    }
+
+    /// Records this node's clock offset from the other regions' nodes (this one's minus
+    /// theirs, the median) and whether it takes writes by it.
+    public func recordClock(offsetMillis: Int64, isSafe: Bool) {
+        clockOffset.record(offsetMillis)
+        clockSafe.record(isSafe ? 1 : 0)
     }
 
     /// The Prometheus text exposition of every metric.

@@ -12,8 +12,9 @@ public struct NodeRole: Sendable, Hashable {
     public var epoch: UInt64
     /// Whether this node publishes writes itself (false when fenced or not the primary).
     public var acceptsWrites: Bool
-    /// Whether a failover fenced this region at ``epoch``: it refuses writes (4xx naming the
-    /// primary) instead of forwarding them.
+    /// Whether a failover fenced this region at ``epoch`` and its node has not yet rebuilt the
+    /// rows it wrote past the fence point: until then it refuses writes (409 naming the
+    /// primary) instead of forwarding them; afterwards it is a replica like any other.
     public var isFenced: Bool
 
     /// Makes a role.

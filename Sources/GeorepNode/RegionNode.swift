@@ -79,6 +79,8 @@ public final class RegionNode: Sendable {
     public let applierControl: ApplierControl
     /// Follows `georep.control`.
     public let controlReader: ControlReader
+    /// Measures this node's clock against the other regions' nodes; stops writes while it is off.
+    public let clockMonitor: ClockMonitor
     let settings: Settings
     let logger: Logger
     let peers: PeerClient
@@ -87,6 +89,8 @@ public final class RegionNode: Sendable {
     private let directoryProducer: KafkaProducer
     private let roleState: Mutex<NodeRole>
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
+    /// The fence points of this region whose rows this node rebuilt: past them it is a replica.
+    let rejoinedFences = Mutex<Set<FencePoint>>([])
     private let listening = Mutex<HostPort?>(nil)
 
     /// Opens the region's store and Kafka clients; ``run()`` starts the node.
@@ -138,10 +142,12 @@ public final class RegionNode: Sendable {
         let applierControl = applierSettings.control ?? ApplierControl()
         applierSettings.control = applierControl
         self.applierControl = applierControl
+        metrics = NodeMetrics(region: region)
+        clockMonitor = ClockMonitor(region: region, config: config, metrics: metrics, logger: logger)
         writer = Writer(
             region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
             acceptsWrites: role.acceptsWrites, writerID: settings.writerID, localApplyLedger: applierSettings.localApplyLedger,
-            control: applierControl, catchesUpAtStart: true, logger: logger)
+            control: applierControl, catchesUpAtStart: true, clockGuard: clockMonitor.clockGuard, logger: logger)
         // Cannot fail: the region was checked above.
         applier = try! Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
         // Claims are never paused nor fenced, and every process of a region follows them all.
@@ -151,12 +157,12 @@ public final class RegionNode: Sendable {
         directorySettings.producerProperties = applierSettings.producerProperties
         directorySettings.deadLetterLease = applierSettings.deadLetterLease
         directoryApplier = try! Applier(region: region, config: config, store: store, clock: clock, settings: directorySettings, logger: logger)
-        pinnedHomes = PinnedHomes(region: region, config: config, store: store, clock: clock, producer: directoryProducer, follower: directoryApplier)
+        pinnedHomes = PinnedHomes(region: region, config: config, store: store, clock: clock, producer: directoryProducer, follower: directoryApplier,
+            clockGuard: clockMonitor.clockGuard)
         let onChange = ControlChangeForwarder()
         controlReader = ControlReader(
             log: ControlLog(config: config, extra: settings.applier.consumerProperties, logger: logger),
             region: region, logger: logger, onChange: { await onChange.forward($0) })
-        metrics = NodeMetrics(region: region)
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
         sampler = LagSampler(region: region, config: config, applier: applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
         peers = PeerClient(config: config, timeout: settings.forwardTimeout)
@@ -185,11 +191,14 @@ public final class RegionNode: Sendable {
             .init(service: ApplierService(applier: directoryApplier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SamplerService(sampler: sampler)),
             .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
+            .init(service: ClockMonitorService(monitor: clockMonitor)),
             .init(service: makeHTTPServer(), failureTerminationBehavior: .gracefullyShutdownGroup),
         ]
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: logger)
         configuration.cancellationSignals = []
         if settings.followsControlTopic { await controlReader.catchUp(timeout: settings.controlCatchUpTimeout) }
+        // A node whose clock is off must not take a write before it has looked.
+        await clockMonitor.measure()
         let group = ServiceGroup(configuration: configuration)
         serviceGroup.withLock { $0 = group }
         logger.notice("node starting", metadata: ["region": .string(region), "topology": .string(config.topology.rawValue)])
@@ -323,6 +332,17 @@ private struct ControlReaderService: Service {
         }
         await cancelWhenGracefulShutdown {
             await reader.run()
+        }
+    }
+}
+
+/// Measures the node's clock until a graceful shutdown.
+private struct ClockMonitorService: Service {
+    let monitor: ClockMonitor
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await monitor.run()
         }
     }
 }

@@ -78,7 +78,7 @@ struct TailCommand: AsyncParsableCommand {
         guard let value = message.value else { return "\(position) tombstone key=\(message.key.map { String(decoding: $0, as: UTF8.self) } ?? "-")" }
         let event: ChangeEvent
         do {
-            event = try codec.decode(value, wallClockMillis: nil)
+            event = try codec.decode(value, logTimestampMillis: nil)
         } catch {
             return "\(position) REFUSED (\(error.code)): \(error)"
         }

@@ -26,7 +26,7 @@ struct DeadLetterTests {
                 var events: [ChangeEvent] = []
                 for name in names {
                     let bytes = try Data(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/\(name).json"))
-                    let event = try ChangeEventCodec(config: config).decode(bytes, wallClockMillis: nil)
+                    let event = try ChangeEventCodec(config: config).decode(bytes, logTimestampMillis: nil)
                     events.append(event)
                     let table = try #require(config.table(named: event.table))
                     positions.append(try await Self.send(

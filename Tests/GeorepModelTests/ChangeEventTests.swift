@@ -8,7 +8,7 @@ import Testing
     let exampleWall: UInt64 = 1_746_038_484_656
 
     private func decode(_ json: String, wall: UInt64? = nil) throws(EventRejection) -> ChangeEvent {
-        try codec.decode(Data(json.utf8), wallClockMillis: wall)
+        try codec.decode(Data(json.utf8), logTimestampMillis: wall.map { Int64($0) })
     }
 
     /// A valid upsert of user 42 with `replacement` spliced over `"columns": {...}`.
@@ -20,7 +20,7 @@ import Testing
     func everyExampleFileDecodesAgainstTheSpecTables(name: String) throws {
         let url = Fixtures.examplesDirectory.appendingPathComponent("\(name).json")
         let data = try Data(contentsOf: url)
-        let event = try ChangeEventCodec(config: Fixtures.specConfig).decode(data, wallClockMillis: exampleWall)
+        let event = try ChangeEventCodec(config: Fixtures.specConfig).decode(data, logTimestampMillis: Int64(exampleWall))
         let expectedOp: ChangeEvent.Operation = switch name {
         case "set-add": .add
         case "set-remove": .remove
@@ -30,7 +30,7 @@ import Testing
         #expect(event.op == expectedOp)
         #expect(event.hlc.millis == exampleWall || event.hlc.millis == exampleWall + 1 || event.hlc.millis == exampleWall + 2)
         // What we encode decodes to the same event.
-        #expect(try codec.decode(codec.encode(event), wallClockMillis: nil) == event)
+        #expect(try codec.decode(codec.encode(event), logTimestampMillis: nil) == event)
     }
 
     @Test func theJSONSchemaAgreesWithTheDecoder() throws {
@@ -50,7 +50,7 @@ import Testing
             var incomplete = example
             incomplete[member] = nil
             #expect(throws: EventRejection.self, "without \(member)") {
-                try codec.decode(Array(JSONValue.object(incomplete).jsonText.utf8), wallClockMillis: nil)
+                try codec.decode(Array(JSONValue.object(incomplete).jsonText.utf8), logTimestampMillis: nil)
             }
         }
     }
@@ -239,12 +239,12 @@ struct LocateEventTests {
     }
 
     @Test func aLocateNamesOnlyTheHomeRegionOfAPinnedRow() throws {
-        #expect(try codec.decode(locate(columns: #"{"home_region": "eu-west-1"}"#), wallClockMillis: nil).op == .locate)
-        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{"home_region": "eu-west-1", "email": "a@b"}"#), wallClockMillis: nil) }
-        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{}"#), wallClockMillis: nil) }
-        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{"home_region": 5}"#), wallClockMillis: nil) }
+        #expect(try codec.decode(locate(columns: #"{"home_region": "eu-west-1"}"#), logTimestampMillis: nil).op == .locate)
+        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{"home_region": "eu-west-1", "email": "a@b"}"#), logTimestampMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{}"#), logTimestampMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(locate(columns: #"{"home_region": 5}"#), logTimestampMillis: nil) }
         #expect(throws: EventRejection.self) {
-            try codec.decode(Data(#"{"v": 1, "origin": "eu-west-1", "table": "user_profile", "key": {"user_id": 7}, "op": "locate", "hlc": "114428378130448384", "epoch": 1, "columns": {"home_region": "eu-west-1"}}"#.utf8), wallClockMillis: nil)
+            try codec.decode(Data(#"{"v": 1, "origin": "eu-west-1", "table": "user_profile", "key": {"user_id": 7}, "op": "locate", "hlc": "114428378130448384", "epoch": 1, "columns": {"home_region": "eu-west-1"}}"#.utf8), logTimestampMillis: nil)
         }
     }
 }

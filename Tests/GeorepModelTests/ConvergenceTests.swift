@@ -46,7 +46,7 @@ struct DeliveryPlan: Sendable, CustomStringConvertible {
         let codec = ChangeEventCodec(config: config)
         await propertyCheck(count: 150, input: DeliveryPlan.generator) { plan in
             // One region receives the events through the wire format.
-            let wire = plan.orders[0].compactMap { try? codec.decode(codec.encode($0), wallClockMillis: nil) }
+            let wire = plan.orders[0].compactMap { try? codec.decode(codec.encode($0), logTimestampMillis: nil) }
             #expect(wire.count == plan.orders[0].count, "every generated event is valid on the wire")
             let replicas = [replay(wire), replay(plan.orders[1]), replay(plan.orders[2])]
             let views = replicas.map { $0.mapValues(\.view) }

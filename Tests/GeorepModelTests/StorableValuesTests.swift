@@ -66,9 +66,9 @@ struct StorableValuesTests {
         #expect(throws: EventRejection.self) { try cartRow.makeUpsert(["note": "a\u{0}b"], context: context(1)) }
         // From the log: the same events, written by another producer, are refused by every applier.
         let upsert = #"{"v": 1, "origin": "us-east-1", "table": "user_profile", "key": {"user_id": 205}, "op": "upsert", "hlc": "114428378130448384", "epoch": 1, "columns": {"display_name": "a\u0000b"}}"#
-        #expect(throws: EventRejection.self) { try codec.decode(Data(upsert.utf8), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(Data(upsert.utf8), logTimestampMillis: nil) }
         let key = #"{"v": 1, "origin": "us-east-1", "table": "cart", "key": {"cart_id": "zz\u0000evil"}, "op": "delete", "hlc": "114428378130448384", "epoch": 1}"#
-        #expect(throws: EventRejection.self) { try codec.decode(Data(key.utf8), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(Data(key.utf8), logTimestampMillis: nil) }
     }
 
     /// A json value nested `depth` arrays deep around a string.
@@ -81,7 +81,7 @@ struct StorableValuesTests {
         let row = RowState(table: ledger, key: ["region_code": "a", "n": 1])
         let deepest = nested(StorableValues.maxJSONDepth)
         let event = try row.makeUpsert(["meta": deepest], context: context(1))
-        let decoded = try codec.decode(codec.encode(event), wallClockMillis: nil)
+        let decoded = try codec.decode(codec.encode(event), logTimestampMillis: nil)
         #expect(decoded == event)
         var applied = RowState(table: ledger, key: decoded.key)
         applied.apply(decoded)
@@ -174,11 +174,11 @@ struct StorableValuesTests {
     func routingData() throws {
         let codec = ChangeEventCodec(config: Fixtures.specConfig)
         let mars = #"{"v": 1, "origin": "eu-west-1", "table": "user_pii", "key": {"user_id": 7}, "op": "locate", "hlc": "114428378130448384", "epoch": 1, "columns": {"home_region": "mars"}}"#
-        #expect(throws: EventRejection.self) { try codec.decode(Data(mars.utf8), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(Data(mars.utf8), logTimestampMillis: nil) }
         let elsewhere = #"{"v": 1, "origin": "eu-west-1", "table": "user_pii", "key": {"user_id": 7}, "op": "upsert", "hlc": "114428378130448384", "epoch": 1, "columns": {"home_region": "us-east-1", "email": "x"}}"#
-        #expect(throws: EventRejection.self) { try codec.decode(Data(elsewhere.utf8), wallClockMillis: nil) }
+        #expect(throws: EventRejection.self) { try codec.decode(Data(elsewhere.utf8), logTimestampMillis: nil) }
         let home = elsewhere.replacingOccurrences(of: #""home_region": "us-east-1""#, with: #""home_region": "eu-west-1""#)
-        #expect(try codec.decode(Data(home.utf8), wallClockMillis: nil).op == .upsert)
+        #expect(try codec.decode(Data(home.utf8), logTimestampMillis: nil).op == .upsert)
     }
 }
 
@@ -232,7 +232,7 @@ struct CounterBoundTests {
         #expect(row.view?["views"] == 1)
         // The fresh slot's events decode like any other.
         let codec = ChangeEventCodec(config: Fixtures.config)
-        #expect(try codec.decode(codec.encode(plus), wallClockMillis: nil) == plus)
+        #expect(try codec.decode(codec.encode(plus), logTimestampMillis: nil) == plus)
     }
 
     @Test("an increment of -2^63 is refused: a slot's totals cannot hold its magnitude")

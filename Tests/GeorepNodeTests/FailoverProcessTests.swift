@@ -70,7 +70,7 @@ struct FailoverProcessTests {
         }
     }
 
-    @Test("a planned switchover under continuous writes loses no acknowledged write; every region converges; the old primary refuses writes naming the new one")
+    @Test("a planned switchover under continuous writes loses no acknowledged write; every region converges; the old primary then forwards writes to the new one; switching back works the same way")
     func plannedSwitchover() async throws {
         try await ProcessDeployment.with(topology: "single-primary", extraYAML: Self.primaryYAML) { deployment, client in
             let regions = deployment.config.regions.map(\.id)
@@ -92,16 +92,35 @@ struct FailoverProcessTests {
             for region in regions {
                 try await expectRows(client, deployment.address(region), acknowledged, present: true, region: region)
             }
-            let refused = try await client.send("PUT", deployment.address("us-east-1"), NodeHTTPClient.rowPath("user_profile", "1"), json: ["bio": "late"])
-            #expect(refused.status == 409 && (refused.error ?? "").contains("eu-west-1"), "the old primary refuses, naming the new one: \(refused.status) \(refused.error ?? "")")
+            // The old primary is a replica like any other: it forwards writes to the new primary.
+            let forwarded = try await client.send("PUT", deployment.address("us-east-1"), NodeHTTPClient.rowPath("user_profile", "1"), json: ["bio": "via the old primary"])
+            #expect(forwarded.status == 200 && forwarded.headers["georep-routed-to"] == "eu-west-1" && forwarded.token?.hasPrefix("eu-west-1:") == true,
+                    "the old primary forwards to the new one: \(forwarded.status) \(forwarded.error ?? "") \(forwarded.headers)")
             let status = try await client.send("GET", deployment.address("eu-west-1"), "/v1/status")
             #expect(status.json?.objectValue?["primary"] == .string("eu-west-1") && status.json?.objectValue?["epoch"] == .int(2))
+            let oldStatus = try await client.send("GET", deployment.address("us-east-1"), "/v1/status")
+            #expect(oldStatus.json?.objectValue?["fenced"] == .bool(false), "\(oldStatus.json?.jsonText ?? "")")
+
+            // Switching back works the same way.
+            let back = try await deployment.run(["failover", "--to", "us-east-1"])
+            #expect(back.status == 0 && back.output.contains("planned switchover"), "\(back.output)")
+            let home = try await client.send("PUT", deployment.address("us-east-1"), NodeHTTPClient.rowPath("user_profile", "2"), json: ["bio": "home again"])
+            #expect(home.status == 200 && home.headers["georep-routed-to"] == nil && home.token?.hasPrefix("us-east-1:") == true, "\(home.status) \(home.error ?? "")")
+            let viaEU = try await client.send("PUT", deployment.address("eu-west-1"), NodeHTTPClient.rowPath("user_profile", "3"), json: ["bio": "via eu"])
+            #expect(viaEU.status == 200 && viaEU.headers["georep-routed-to"] == "us-east-1", "\(viaEU.status) \(viaEU.error ?? "")")
+            for region in regions {
+                try await expectRows(client, deployment.address(region), acknowledged, present: true, region: region)
+            }
+            for (id, bio) in [(1, "via the old primary"), (2, "home again"), (3, "via eu")] {
+                let bodies = try await ClockSkewTests.converged(deployment, client, NodeHTTPClient.rowPath("user_profile", "\(id)"))
+                #expect(Set(bodies.values).count == 1 && bodies.values.first?.contains(bio) == true, "\(bodies)")
+            }
             let dead = try await deadLetters(deployment)
             #expect(dead.isEmpty, "a planned switchover fences nothing: \(dead)")
         }
     }
 
-    @Test("split brain: an old primary cut off from georep.control keeps taking writes after the failover; none of them reaches any region's tables, each is dead-lettered, and it then refuses writes",
+    @Test("split brain: an old primary cut off from georep.control keeps taking writes after the failover; none of them reaches any region's tables, each is dead-lettered, and it then forwards writes to the new primary",
           arguments: ["sqlite", "postgres"])
     func splitBrain(oldPrimaryStore: String) async throws {
         try await Self.withStores(usEast1: oldPrimaryStore) { stores in
@@ -145,13 +164,22 @@ struct FailoverProcessTests {
             #expect(newWrite.status == 200)
 
             _ = try await client.send("POST", old, "/v1/admin/control/resume")
+            // Once reconnected it learns the fence, rebuilds the rows it wrote past it (refusing
+            // writes meanwhile, naming the new primary), then forwards writes as a replica.
             let deadline = ContinuousClock.now + .seconds(20)
-            var refusal = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "3000"), json: ["display_name": "late"])
-            while refusal.status == 200, ContinuousClock.now < deadline {
+            var id = 3000
+            var answers: [String] = []
+            while ContinuousClock.now < deadline {
+                id += 1
+                let reply = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "\(id)"), json: ["display_name": "late"])
+                let routedTo = reply.headers["georep-routed-to"]
+                answers.append("\(reply.status)\(routedTo.map { "→\($0)" } ?? "")")
+                if reply.status == 200, routedTo == "eu-west-1" { break }
+                if reply.status == 200 { fenced.append(id) }  // taken before it learned the fence
+                #expect(reply.status == 200 || reply.status == 409 && (reply.error ?? "").contains("eu-west-1"), "\(reply.status) \(reply.error ?? "")")
                 try await Task.sleep(for: .milliseconds(200))
-                refusal = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "3001"), json: ["display_name": "late"])
             }
-            #expect(refusal.status == 409 && (refusal.error ?? "").contains("eu-west-1"), "once reconnected it refuses, naming the new primary: \(refusal.status) \(refusal.error ?? "")")
+            #expect(answers.last == "200→eu-west-1", "once reconnected and rebuilt it forwards to the new primary: \(answers)")
 
             // Let every applier reach the fenced events, then check.
             try await Task.sleep(for: .seconds(3))
@@ -171,8 +199,8 @@ struct FailoverProcessTests {
             // Restarted, the old primary reads the fence from georep.control before serving.
             #expect(try await deployment.nodes["us-east-1"]!.stop() == 0)
             try await deployment.start("us-east-1")
-            let afterRestart = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "3002"), json: ["display_name": "late"])
-            #expect(afterRestart.status == 409 && (afterRestart.error ?? "").contains("eu-west-1"), "still refused after a restart: \(afterRestart.status)")
+            let afterRestart = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "4000"), json: ["display_name": "late"])
+            #expect(afterRestart.status == 200 && afterRestart.headers["georep-routed-to"] == "eu-west-1", "forwarded after a restart too: \(afterRestart.status) \(afterRestart.error ?? "")")
             try await expectRows(client, old, fenced.map { .init(id: $0, name: "split", region: "us-east-1") }, present: false, region: "us-east-1 after a restart")
             // The store remembers the rebuild: the restart does not rebuild (and briefly remove) the rows again.
             let skipped = "the rows written past the fence point were rebuilt before; not again"

@@ -18,10 +18,16 @@ final class GeorepProcess: @unchecked Sendable {
     private var lines: [String] = []
     private var partial = Data()
 
-    /// Starts `georep arguments...`; its logs (standard error) are appended to `logFile` when given.
-    init(_ arguments: [String], logFile: URL? = nil) throws {
-        process.executableURL = georepExecutable
-        process.arguments = arguments
+    /// Starts `georep arguments...`, through `env launcher...` when given (e.g. variables of its
+    /// environment); its logs (standard error) are appended to `logFile` when given.
+    init(_ arguments: [String], launcher: [String] = [], logFile: URL? = nil) throws {
+        if launcher.isEmpty {
+            process.executableURL = georepExecutable
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = launcher + [georepExecutable.path] + arguments
+        }
         process.standardOutput = output
         if let logFile {
             if !FileManager.default.fileExists(atPath: logFile.path) {
@@ -69,14 +75,26 @@ final class GeorepProcess: @unchecked Sendable {
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") printed no line starting with '\(prefix)' (running: \(process.isRunning))")
+        let exit = process.isRunning ? "running" : "exited with \(process.terminationStatus) (\(process.terminationReason == .uncaughtSignal ? "signal" : "status"))"
+        throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") printed no line starting with '\(prefix)' (\(exit))")
     }
 
-    /// Sends `signal` and waits for the exit; returns the exit status.
+    /// Sends `signal` (to the process's children too: a launcher such as `faketime` runs the
+    /// command as its child) and waits for the exit; returns the exit status.
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if process.isRunning {
+            for child in children { kill(child, signal) }
+            kill(process.processIdentifier, signal)
+        }
         return try await waitForExit(timeout: timeout)
+    }
+
+    /// The process's children, from /proc.
+    private var children: [pid_t] {
+        let pid = process.processIdentifier
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     /// Waits for the process to exit (killing it after `timeout`); returns the exit status.
@@ -85,6 +103,7 @@ final class GeorepProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             guard ContinuousClock.now < deadline else {
+                for child in children { kill(child, SIGKILL) }
                 kill(process.processIdentifier, SIGKILL)
                 throw ProcessFailure("georep \(process.arguments?.first ?? "") did not exit within \(timeout)")
             }
@@ -96,7 +115,10 @@ final class GeorepProcess: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning {
+            for child in children { kill(child, SIGKILL) }
+            kill(process.processIdentifier, SIGKILL)
+        }
     }
 }
 
@@ -142,11 +164,11 @@ final class ProcessDeployment: @unchecked Sendable {
 
     /// Starts `region`'s node and waits until its HTTP API listens; `name` (default: the region)
     /// names the process and its log when a region has several.
-    func start(_ region: String, name: String? = nil, arguments: [String] = [], logLevel: String = "notice") async throws {
+    func start(_ region: String, name: String? = nil, arguments: [String] = [], launcher: [String] = [], logLevel: String = "notice") async throws {
         let name = name ?? region
         let node = try GeorepProcess(
             ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", logLevel, "--admin"] + arguments,
-            logFile: directory.appendingPathComponent("\(name).log"))
+            launcher: launcher, logFile: directory.appendingPathComponent("\(name).log"))
         nodes[name] = node
         _ = try await node.waitForLine(startingWith: "listening on")
     }

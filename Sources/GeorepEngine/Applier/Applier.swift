@@ -332,7 +332,6 @@ public final class Applier: Sendable {
     /// Decodes a polled batch and advances the node's clock with its events. Events the node's
     /// writer applied already are not decoded: only their positions are stored.
     private func decode(_ messages: [KafkaMessage]) -> DecodedBatch {
-        let wallClock = HybridLogicalClock.systemWallClock()
         var batch = DecodedBatch()
         let appliedByWriter = settings.localApplyLedger.map { ledger in
             ledger.takeAppliedByWriter(messages.compactMap { $0.isPartitionEOF ? nil : $0.sourcePosition })
@@ -349,7 +348,7 @@ public final class Applier: Sendable {
                 batch.highestHLC = max(batch.highestHLC, hlc)
                 continue
             }
-            switch decoder.decode(message, wallClockMillis: wallClock, topics: &topics) {
+            switch decoder.decode(message, topics: &topics) {
             case let .success(event):
                 batch.events.append(SourcedEvent(event, source: position, isValidated: true))
                 batch.messages.append(message)

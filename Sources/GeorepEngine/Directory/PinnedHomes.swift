@@ -19,19 +19,25 @@ public final class PinnedHomes: Sendable {
     private let clock: HybridLogicalClock
     private let producer: KafkaProducer
     private let follower: Applier
+    private let clockGuard: ClockGuard?
     private let cluster: String
 
     /// How long a claim waits for the directory to say who won.
     public static let claimTimeout = Duration.seconds(10)
 
     /// Makes the directory of `region`'s node: claims go out through `producer` (connected to
-    /// the control cluster, `config.controlCluster`) and are learned through `follower`.
-    public init(region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock, producer: KafkaProducer, follower: Applier) {
+    /// the control cluster, `config.controlCluster`) and are learned through `follower`; while
+    /// `clockGuard` refuses, no claim is stamped (as no write is).
+    public init(
+        region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock, producer: KafkaProducer,
+        follower: Applier, clockGuard: ClockGuard? = nil
+    ) {
         self.region = region
         self.store = store
         self.clock = clock
         self.producer = producer
         self.follower = follower
+        self.clockGuard = clockGuard
         self.cluster = config.controlCluster
     }
 
@@ -43,6 +49,7 @@ public final class PinnedHomes: Sendable {
     ///   time (the claim may still win later: the row is then this region's, and empty).
     public func home(of table: TableSchema, key: [String: JSONValue], epoch: UInt64) async throws(WriteError) -> String {
         if let home = try await storedHome(of: table, key: key) { return home }
+        if let refusal = clockGuard?.refusal { throw .clockUnsafe(refusal) }
         let claim = ChangeEvent(
             origin: region, table: table.name, key: key, op: .locate, hlc: clock.now(), epoch: epoch,
             columns: [TableSchema.homeRegionColumn: .string(region)])

@@ -74,6 +74,9 @@ public enum WriteError: Error, Sendable, CustomStringConvertible {
     case fenced(String)
     /// A new region-pinned row's home is not known yet (``PinnedHomes``): nothing was written; retry.
     case directoryUnavailable(String)
+    /// This node's clock is too far from the other regions' (``ClockGuard``), or behind the
+    /// HLCs it has seen: nothing was written; another region's node can take the write.
+    case clockUnsafe(String)
 
     /// A human-readable reason naming the problem.
     public var description: String {
@@ -90,6 +93,7 @@ public enum WriteError: Error, Sendable, CustomStringConvertible {
         case let .notAccepting(region, epoch): "region \(region) does not accept writes of replicated tables at epoch \(epoch)"
         case let .fenced(reason): "the write was refused: \(reason)"
         case let .directoryUnavailable(problem): problem
+        case let .clockUnsafe(problem): "this node takes no writes while its clock is unsafe: \(problem)"
         }
     }
 }

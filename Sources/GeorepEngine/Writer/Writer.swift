@@ -34,7 +34,7 @@ import Synchronization
 /// is not applied locally, as every region refuses it.
 ///
 /// - Important: Several writers for one region must not share a counter slot; give each
-///   node of a region its own writer id in ``init(region:config:store:clock:producer:epoch:acceptsWrites:writerID:localApplyLedger:control:catchesUpAtStart:logger:)``.
+///   node of a region its own writer id in ``init(region:config:store:clock:producer:epoch:acceptsWrites:writerID:localApplyLedger:control:catchesUpAtStart:clockGuard:logger:)``.
 public final class Writer: Sendable {
     /// The region whose topic this writer publishes to.
     public let region: String
@@ -52,6 +52,7 @@ public final class Writer: Sendable {
     private let published = Mutex<[SourcePartition: Int64]>([:])
     private let localApplies: LocalApplyQueue
     private let localApplyLedger: LocalApplyLedger?
+    private let clockGuard: ClockGuard?
     private let logger: Logger
 
     /// Makes a writer of `region` publishing through `producer` (connected to that region's
@@ -68,10 +69,12 @@ public final class Writer: Sendable {
     ///   - control: the fence points the node's applier enforces; nil for none.
     ///   - catchesUpAtStart: writes wait until ``catchUp(toOwnLogEnds:)`` is told the ends of the
     ///     region's own topics and the store holds them (a node's restart); false: they do not.
+    ///   - clockGuard: refuses writes while the node's clock is too far from the other regions'; nil: never.
     public init(
         region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock,
         producer: KafkaProducer, epoch: UInt64, acceptsWrites: Bool = true, writerID: String? = nil,
-        localApplyLedger: LocalApplyLedger? = nil, control: ApplierControl? = nil, catchesUpAtStart: Bool = false, logger: Logger
+        localApplyLedger: LocalApplyLedger? = nil, control: ApplierControl? = nil, catchesUpAtStart: Bool = false,
+        clockGuard: ClockGuard? = nil, logger: Logger
     ) {
         self.region = region
         self.config = config
@@ -84,6 +87,7 @@ public final class Writer: Sendable {
         self.localApplyLedger = localApplyLedger
         self.unstored = UnstoredWrites(store: store, catchesUpAtStart: catchesUpAtStart)
         self.control = control
+        self.clockGuard = clockGuard
         self.logger = logger
     }
 
@@ -248,7 +252,15 @@ public final class Writer: Sendable {
         if row.table.merge == .pinned { operation = try pinToThisRegion(operation, row: row) }
         let (epoch, acceptsWrites) = role.withLock { $0 }
         if isReplicated, !acceptsWrites { throw .notAccepting(region: region, epoch: epoch) }
-        let context = WriteContext(origin: region, hlc: clock.now(), epoch: epoch, writer: writerID)
+        if let refusal = clockGuard?.refusal { throw .clockUnsafe(refusal) }
+        let hlc = clock.now()
+        // Every region refuses an event whose HLC is further ahead of its record's timestamp
+        // (this node's wall clock when it sends) than the max offset: never acknowledge one.
+        let lead = hlc.millis > clock.wallMillis() ? hlc.millis - clock.wallMillis() : 0
+        if lead > config.hlcMaxOffsetMillis {
+            throw .clockUnsafe("this node's clock is \(lead) ms behind the HLC it has seen (max offset \(config.hlcMaxOffsetMillis) ms): every region would refuse an event stamped now")
+        }
+        let context = WriteContext(origin: region, hlc: hlc, epoch: epoch, writer: writerID)
         do {
             switch operation {
             case let .upsert(columns): return try row.makeUpsert(columns, context: context)

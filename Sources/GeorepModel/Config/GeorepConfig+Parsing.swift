@@ -24,8 +24,8 @@ private struct ConfigParser {
     let file: String?
 
     private static let topLevelKeys: Set<String> = [
-        "topology", "primary", "regions", "tables", "partitions", "hlc_max_offset_ms", "conflict_window_ms", "control_kafka",
-        "kafka_properties",
+        "topology", "primary", "regions", "tables", "partitions", "hlc_max_offset_ms", "max_clock_offset_ms", "conflict_window_ms",
+        "control_kafka", "kafka_properties",
     ]
     private static let regionKeys: Set<String> = ["id", "kafka", "http", "store", "kafka_properties"]
     private static let tableKeys: Set<String> = ["key", "merge", "columns"]
@@ -65,6 +65,8 @@ private struct ConfigParser {
         let partitions = try integer(top["partitions"], "partitions", range: 1...10_000) ?? GeorepConfig.defaultPartitions
         let maxOffset = try integer(top["hlc_max_offset_ms"], "hlc_max_offset_ms", range: 1...86_400_000)
             .map(UInt64.init) ?? GeorepConfig.defaultHLCMaxOffsetMillis
+        let clockOffset = try integer(top["max_clock_offset_ms"], "max_clock_offset_ms", range: 1...86_400_000)
+            .map(UInt64.init) ?? GeorepConfig.defaultMaxClockOffsetMillis
         let window = try integer(top["conflict_window_ms"], "conflict_window_ms", range: 0...86_400_000)
             .map(UInt64.init) ?? GeorepConfig.defaultConflictWindowMillis
         let controlNode = top["control_kafka"]
@@ -74,6 +76,7 @@ private struct ConfigParser {
             topology: topology, primary: primary, regions: regions, tables: tables,
             partitions: partitions, hlcMaxOffsetMillis: maxOffset, conflictWindowMillis: window)
         config.controlKafka = controlKafka
+        config.maxClockOffsetMillis = clockOffset
         config.kafkaProperties = try top["kafka_properties"].map { node throws(ConfigError) in try kafkaProperties(node, "kafka_properties") } ?? [:]
         return config
     }

@@ -93,6 +93,8 @@ public struct GeorepConfig: Sendable, Hashable {
     public static let defaultHLCMaxOffsetMillis: UInt64 = 60_000
     /// Default time window within which concurrent writes from two regions count as a conflict.
     public static let defaultConflictWindowMillis: UInt64 = 1_000
+    /// How far a node's clock may be from the other regions' before it takes no writes (`max_clock_offset_ms`).
+    public static let defaultMaxClockOffsetMillis: UInt64 = 500
 
     /// How regions share writes.
     public var topology: Topology
@@ -111,6 +113,9 @@ public struct GeorepConfig: Sendable, Hashable {
     public var hlcMaxOffsetMillis: UInt64
     /// Writes from two regions closer than this in physical time are recorded as conflicts.
     public var conflictWindowMillis: UInt64
+    /// A node whose wall clock is further than this from the clocks of a majority of the other
+    /// regions' nodes, as it measures them, takes no writes (`max_clock_offset_ms`).
+    public var maxClockOffsetMillis: UInt64 = defaultMaxClockOffsetMillis
     /// Bootstrap servers of the cluster holding the control topic `georep.control` and the
     /// directory `georep.directory` (`control_kafka`); nil for the primary's cluster, or the first region's.
     public var controlKafka: String?

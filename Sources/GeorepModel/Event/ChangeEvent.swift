@@ -143,7 +143,7 @@ extension ChangeEvent {
 
     /// Reads the wire format, checking its structure; throws a rejection naming the field.
     ///
-    /// This checks the shape only; `ChangeEventCodec.validate(_:wallClockMillis:)` checks it against the tables.
+    /// This checks the shape only; `ChangeEventCodec.validate(_:logTimestampMillis:)` checks it against the tables.
     public init(json: JSONValue) throws(EventRejection) {
         guard case .object = json else { throw .schemaViolation(field: "(event)", problem: "an event must be a JSON object") }
         let fields = try JSONFields(json, field: "")

@@ -15,10 +15,12 @@ public struct ChangeEventCodec: Sendable {
 
     /// Decodes and validates one event.
     ///
-    /// - Parameter wallClockMillis: the local wall clock; when given, an event whose HLC is more
-    ///   than `config.hlcMaxOffsetMillis` ahead of it is rejected as `.clockSkew`.
-    public func decode(_ bytes: some Collection<UInt8>, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
-        try validate(try Self.decodeUnvalidated(bytes), wallClockMillis: wallClockMillis)
+    /// - Parameter logTimestampMillis: the timestamp of the event's record in the log; when
+    ///   given, an event whose HLC is more than `config.hlcMaxOffsetMillis` ahead of it is
+    ///   rejected as `.clockSkew`. Every region reads the same record, so every region decides
+    ///   the same, whatever its own clock says.
+    public func decode(_ bytes: some Collection<UInt8>, logTimestampMillis: Int64?) throws(EventRejection) -> ChangeEvent {
+        try validate(try Self.decodeUnvalidated(bytes), logTimestampMillis: logTimestampMillis)
     }
 
     /// Decodes an event's structure without looking at the configuration.
@@ -38,7 +40,7 @@ public struct ChangeEventCodec: Sendable {
     }
 
     /// Checks an event against its table and returns it normalized.
-    public func validate(_ event: ChangeEvent, wallClockMillis: UInt64?) throws(EventRejection) -> ChangeEvent {
+    public func validate(_ event: ChangeEvent, logTimestampMillis: Int64?) throws(EventRejection) -> ChangeEvent {
         // By bytes: Swift's string equality would take "\u{212A}" (Kelvin sign) for "K".
         guard let table = config.table(named: event.table), table.name.utf8.elementsEqual(event.table.utf8) else {
             throw .unknownTable(event.table)
@@ -53,9 +55,9 @@ public struct ChangeEventCodec: Sendable {
                 throw .wrongColumnType(table: table.name, column: TableSchema.homeRegionColumn, problem: "names region \(home), but the row is written by its home region \(event.origin)")
             }
         }
-        if let wallClockMillis, event.hlc.millis > wallClockMillis,
-           event.hlc.millis - wallClockMillis > config.hlcMaxOffsetMillis {
-            throw .clockSkew(hlc: event.hlc, aheadMillis: event.hlc.millis - wallClockMillis, maxOffsetMillis: config.hlcMaxOffsetMillis)
+        if let logTimestampMillis, logTimestampMillis >= 0, event.hlc.millis > UInt64(logTimestampMillis),
+           event.hlc.millis - UInt64(logTimestampMillis) > config.hlcMaxOffsetMillis {
+            throw .clockSkew(hlc: event.hlc, aheadMillis: event.hlc.millis - UInt64(logTimestampMillis), maxOffsetMillis: config.hlcMaxOffsetMillis)
         }
         return try table.validate(event)
     }

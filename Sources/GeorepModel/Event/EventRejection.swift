@@ -16,7 +16,7 @@ public enum EventRejection: Error, Hashable, Sendable, CustomStringConvertible {
     case wrongColumnType(table: String, column: String, problem: String)
     /// The key object does not match the table's key columns.
     case keyMismatch(table: String, problem: String)
-    /// The event's HLC is further ahead of the local wall clock than the configured max offset.
+    /// The event's HLC is further ahead of its record's timestamp in the log than the configured max offset.
     case clockSkew(hlc: HLCTimestamp, aheadMillis: UInt64, maxOffsetMillis: UInt64)
 
     /// A short stable code, e.g. for metrics labels.
@@ -44,7 +44,7 @@ public enum EventRejection: Error, Hashable, Sendable, CustomStringConvertible {
         case let .wrongColumnType(table, column, problem): "column \(column) of table \(table): \(problem)"
         case let .keyMismatch(table, problem): "key of table \(table): \(problem)"
         case let .clockSkew(hlc, ahead, maxOffset):
-            "HLC \(hlc) is \(ahead) ms ahead of the local wall clock (max offset \(maxOffset) ms)"
+            "HLC \(hlc) is \(ahead) ms ahead of its record's timestamp in the log (max offset \(maxOffset) ms)"
         }
     }
 }

@@ -39,6 +39,11 @@ public final class HybridLogicalClock: Sendable {
         self.last = Mutex(floor)
     }
 
+    /// The wall clock now, in milliseconds since the Unix epoch.
+    public func wallMillis() -> UInt64 {
+        wallClock()
+    }
+
     /// The latest timestamp issued or received.
     public var current: HLCTimestamp {
         last.withLock { $0 }

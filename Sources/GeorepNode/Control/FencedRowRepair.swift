@@ -40,7 +40,7 @@ struct FencedRowRepair {
         try await read(cluster: config.region(id: region)?.kafka ?? config.controlCluster, from: fencedStarts) { message in
             // Region-pinned rows live in the pinned topic, which no fence concerns (their homes
             // are claimed in georep.directory).
-            guard let value = message.value, let event = try? codec.decode(value, wallClockMillis: nil),
+            guard let value = message.value, let event = try? codec.decode(value, logTimestampMillis: nil),
                   control.fenceRefusal(of: event, at: Self.position(of: message)) != nil,
                   let table = config.table(named: event.table), table.merge != .pinned else { return }
             touched[table.kafkaKey(for: event.key)] = (event.table, event.key)
@@ -70,7 +70,7 @@ struct FencedRowRepair {
             }
             try await read(cluster: cluster, from: starts) { message in
                 guard let key = message.key.map({ String(decoding: $0, as: UTF8.self) }), touched[key] != nil,
-                      let value = message.value, let event = try? codec.decode(value, wallClockMillis: nil),
+                      let value = message.value, let event = try? codec.decode(value, logTimestampMillis: nil),
                       control.fenceRefusal(of: event, at: Self.position(of: message)) == nil
                 else { return }
                 events.append(SourcedEvent(event))

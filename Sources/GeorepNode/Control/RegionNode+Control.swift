@@ -14,7 +14,9 @@ extension RegionNode {
         if applierControl.install(state.fences) {
             logger.notice("fence points installed", metadata: ["fences": "\(state.fences.map(\.description))"])
         }
-        let role = state.role(of: region, config: config)
+        var role = state.role(of: region, config: config)
+        // A fenced old primary whose rows past the fence are rebuilt is a replica like any other.
+        if role.isFenced, hasRejoined(after: state.fences, epoch: role.epoch) { role.isFenced = false }
         if role != self.role {
             logger.notice(
                 "role changed by \(Topics.control)",
@@ -33,6 +35,14 @@ extension RegionNode {
             for attempt in 1...Self.repairAttempts {
                 do {
                     _ = try await repair.run(fence: fence)
+                    rejoinedFences.withLock { _ = $0.insert(fence) }
+                    if self.role.isFenced, fence.epoch == self.role.epoch {
+                        var replica = self.role
+                        replica.isFenced = false
+                        logger.notice("rows written past the fence point are rebuilt: forwarding writes to the primary as a replica", metadata: [
+                            "primary": "\(replica.primary ?? "none")", "epoch": "\(replica.epoch)"])
+                        await updateRole(replica)
+                    }
                     break
                 } catch {
                     let next = attempt < Self.repairAttempts ? "trying again in 2 s" : "the node's next start tries again"
@@ -41,6 +51,14 @@ extension RegionNode {
                 }
             }
         }
+    }
+}
+
+extension RegionNode {
+    /// Whether this node rebuilt its rows past the fence of `epoch` that names it.
+    func hasRejoined(after fences: [FencePoint], epoch: UInt64) -> Bool {
+        let rebuilt = rejoinedFences.withLock { $0 }
+        return fences.contains { $0.region == region && $0.epoch == epoch && rebuilt.contains($0) }
     }
 }
 

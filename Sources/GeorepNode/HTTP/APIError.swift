@@ -26,7 +26,7 @@ struct APIError: Error, CustomStringConvertible {
         case .emptyRequest, .rejected: .badRequest
         case .pinnedElsewhere, .homeRegionFixed, .notAccepting, .fenced: .conflict
         case .tooLarge: .contentTooLarge
-        case .notAcknowledged, .catchingUp, .directoryUnavailable: .serviceUnavailable
+        case .notAcknowledged, .catchingUp, .directoryUnavailable, .clockUnsafe: .serviceUnavailable
         case .store: .internalServerError
         }
         // The store's own words stay in the node's log.

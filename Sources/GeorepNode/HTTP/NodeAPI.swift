@@ -16,6 +16,9 @@ extension RegionNode {
         router.get("/health") { _, _ in try await self.health() }
         router.get("/metrics") { _, _ in await self.metricsText() }
         router.get("/v1/status") { _, _ in try await self.status() }
+        router.get("/v1/clock") { _, _ in
+            jsonResponse(["region": .string(self.region), "wall_ms": .int(Int64(HybridLogicalClock.systemWallClock()))])
+        }
         if settings.servesAdminEndpoints { addAdminRoutes(to: router) }
         let row = "/v1/tables/:table/rows/:key"
         router.get(RouterPath(row)) { request, context in try await self.read(request, context) }
@@ -24,7 +27,7 @@ extension RegionNode {
         router.post(RouterPath("\(row)/add")) { request, context in try await self.write(request, context, .add) }
         router.post(RouterPath("\(row)/remove")) { request, context in try await self.write(request, context, .remove) }
         router.post(RouterPath("\(row)/increment")) { request, context in try await self.write(request, context, .increment) }
-        for (path, allowed) in [("/health", [HTTPRequest.Method.get]), ("/metrics", [.get]), ("/v1/status", [.get]), (row, [.get, .put, .delete]),
+        for (path, allowed) in [("/health", [HTTPRequest.Method.get]), ("/metrics", [.get]), ("/v1/status", [.get]), ("/v1/clock", [.get]), (row, [.get, .put, .delete]),
                                 ("\(row)/add", [.post]), ("\(row)/remove", [.post]), ("\(row)/increment", [.post])] {
             refuseOtherMethods(on: path, allowed: allowed, router: router)
         }
@@ -332,6 +335,7 @@ extension RegionNode {
         let role = role
         let progress = applier.progress
         let directory = directoryApplier.progress
+        let clock = clockMonitor.status
         let regions = try await store.regionConfigs().map { record -> JSONValue in
             [
                 "id": .string(record.regionID), "kafka": .string(record.kafka), "http": .string(record.http),
@@ -364,6 +368,11 @@ extension RegionNode {
             "directory": [
                 "running": .bool(directory.isRunning), "claims_applied": .int(Int64(directory.eventsApplied)),
                 "dead_letters": .int(Int64(directory.deadLetters)), "events_lost": .bool(directory.hasLostEvents),
+            ],
+            "clock": [
+                "offset_ms": clock.offsetMillis.map(JSONValue.int) ?? .null, "max_offset_ms": .int(Int64(clock.maxOffsetMillis)),
+                "safe": .bool(clock.isSafe),
+                "peers": .object(clock.peers.mapValues { ["offset_ms": .int($0.offsetMillis), "round_trip_ms": .int($0.roundTripMillis)] }),
             ],
             "conflicts": .int(Int64(try await store.conflictCount())),
             "regions": .array(regions),
