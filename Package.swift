@@ -100,6 +100,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `georep torture`: the fault harness (processes, clients, nemesis, checker).
+        .target(
+            name: "GeorepTorture",
+            dependencies: [
+                "GeorepKafka",
+                "GeorepModel",
+                "GeorepEngine",
+                "GeorepNode",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Test helpers shared by the test targets: scratch PostgreSQL databases.
         .target(
             name: "GeorepTestSupport",
@@ -119,6 +131,7 @@ let package = Package(
                 "GeorepStore",
                 "GeorepEngine",
                 "GeorepNode",
+                "GeorepTorture",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // `georep bench apply` times plain SQLite and PostgreSQL loops next to the applier.
                 .product(name: "GRDB", package: "GRDB.swift"),

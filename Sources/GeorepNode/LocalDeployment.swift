@@ -84,8 +84,12 @@ public final class LocalDeployment: Sendable {
         for broker in brokers.values { broker.shutdown() }
     }
 
-    /// The demo's configuration file: the spec's three tables and three regions.
-    static func configYAML(topology: String, brokers: [String], ports: [UInt16], directory: URL, partitions: Int) -> String {
+    /// The demo's configuration file: the example's three tables and three regions, each on
+    /// its own broker, their SQLite stores in `directory` unless `stores` names another (a
+    /// `postgres://` URL) for a region.
+    public static func configYAML(
+        topology: String, brokers: [String], ports: [UInt16], directory: URL, partitions: Int, stores: [String: String] = [:]
+    ) -> String {
         var text = """
             # Written by georep's local deployment: three regions, each with its own development broker.
             topology: \(topology)
@@ -98,7 +102,7 @@ public final class LocalDeployment: Sendable {
                   - id: \(region)
                     kafka: \(brokers[index])
                     http: 127.0.0.1:\(ports[index])
-                    store: sqlite:\(directory.appendingPathComponent("\(region).sqlite").path)
+                    store: \(stores[region] ?? "sqlite:" + directory.appendingPathComponent("\(region).sqlite").path)
 
                 """
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GeorepEngine
 import GeorepKafka
 import GeorepModel
@@ -26,6 +27,11 @@ struct DevBrokerCommand: AsyncParsableCommand {
     @Option(help: "A georep configuration file: creates the change, pinned and dead-letter topics of every region and the control and directory topics.")
     var config: String?
 
+    @Flag(help: """
+        Take fault commands from standard input, one per line: 'down' and 'up' (every broker),         'rtt MS' (round-trip time of every broker), 'errors N' (the next N produce and fetch         requests fail with retriable errors), 'clear'. Each is answered 'ok' or 'error: ...'.
+        """)
+    var commands = false
+
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -40,6 +46,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
             try broker.createTopic(name, partitions: partitions, replicationFactor: min(brokers, 3))
         }
         printFlushed(broker.bootstrapServers)
+        if commands { Self.followCommands(broker, brokers: brokers) }
         logger.info(
             "development broker running",
             metadata: ["bootstrap": "\(broker.bootstrapServers)", "brokers": "\(brokers)", "topics": "\(wanted.count)"]
@@ -47,6 +54,40 @@ struct DevBrokerCommand: AsyncParsableCommand {
         let signalNumber = await waitForTerminationSignal()
         logger.info("stopping on signal \(signalNumber)")
         broker.shutdown()
+    }
+
+    /// Reads fault commands from standard input on a thread of its own until it ends.
+    private static func followCommands(_ broker: DevelopmentBroker, brokers: Int) {
+        let ids = (1...Int32(max(1, brokers)))
+        let thread = Thread {
+            while let line = readLine() {
+                let words = line.split(separator: " ")
+                do throws(KafkaError) {
+                    switch (words.first, words.count) {
+                    case ("down", 1): for id in ids { try broker.setBrokerDown(id) }
+                    case ("up", 1): for id in ids { try broker.setBrokerUp(id) }
+                    case ("rtt", 2) where Int(words[1]) != nil:
+                        for id in ids { try broker.setRoundTripTime(Int(words[1])!, broker: id) }
+                    case ("errors", 2) where Int(words[1]) != nil:
+                        // Produce (0) and Fetch (1): NOT_ENOUGH_REPLICAS and NOT_LEADER_FOR_PARTITION, both retriable.
+                        let count = Int(words[1])!
+                        broker.pushRequestErrors(apiKey: 0, Array(repeating: KafkaError.Code(rawValue: 19), count: count))
+                        broker.pushRequestErrors(apiKey: 1, Array(repeating: KafkaError.Code(rawValue: 6), count: count))
+                    case ("clear", 1):
+                        broker.clearRequestErrors(apiKey: 0)
+                        broker.clearRequestErrors(apiKey: 1)
+                    default:
+                        printFlushed("error: unknown command '\(line)'")
+                        continue
+                    }
+                    printFlushed("ok")
+                } catch {
+                    printFlushed("error: \(error)")
+                }
+            }
+        }
+        thread.name = "dev-broker-commands"
+        thread.start()
     }
 
     /// Parses `name:partitions,...`.

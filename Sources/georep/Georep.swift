@@ -14,6 +14,7 @@ struct Georep: AsyncParsableCommand {
             ApplyCommand.self,
             LagCommand.self,
             FailoverCommand.self,
+            TortureCommand.self,
         ]
     )
 }
