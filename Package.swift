@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "GeorepNodeTests",
             dependencies: [
-                "GeorepNode", "GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport",
+                "GeorepNode", "GeorepEngine", "GeorepKafka", "GeorepModel", "GeorepStore", "GeorepTestSupport", "GeorepTorture",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings

@@ -14,8 +14,6 @@ final class TortureDeployment: Sendable {
     let configPath: String
     private let brokers: [String: ChildProcess]
     private let nodes = Mutex<[String: ChildProcess]>([:])
-    /// Node processes started so far, for log names.
-    private let starts = Atomic<Int>(0)
 
     /// Starts the brokers and writes the configuration; ``startNode(_:launcher:)`` starts nodes.
     init(directory: URL, executable: String, topology: Topology, partitions: Int, postgresURL: String?) async throws {
@@ -49,13 +47,11 @@ final class TortureDeployment: Sendable {
 
     /// Starts `region`'s node (through `launcher`, e.g. faketime) and waits until it listens.
     func startNode(_ region: String, launcher: [String] = []) async throws {
-        let number = starts.add(1, ordering: .relaxed).newValue
         let node = try ChildProcess(
             name: "node-\(region)", executable: executable,
             arguments: ["node", "--config", configPath, "--region", region, "--admin", "--log-level", "notice"],
             launcher: launcher, log: directory.appendingPathComponent("node-\(region).log"))
         nodes.withLock { $0[region] = node }
-        _ = number
         _ = try await node.waitForLine(startingWith: "listening on", timeout: .seconds(60))
     }
 
@@ -86,9 +82,8 @@ final class TortureDeployment: Sendable {
         let command = try ChildProcess(
             name: arguments.first ?? "command", executable: executable, arguments: arguments + ["--config", configPath],
             log: directory.appendingPathComponent("commands.log"))
-        await command.waitForExit(timeout: timeout)
-        try? await Task.sleep(for: .milliseconds(100))
-        return (command.exitStatus, command.allLines.joined(separator: "\n"))
+        let status = await command.waitForExit(timeout: timeout)
+        return (status, command.allLines.joined(separator: "\n"))
     }
 
     /// Stops every node, then the brokers.

@@ -68,7 +68,7 @@ struct ClockSkewTests {
 
             // Under libfaketime a graceful stop takes minutes: timed waits (librdkafka's among
             // them) wait for the moved clock. Nothing of it is needed: the store is on disk.
-            _ = try await deployment.nodes["ap-southeast-1"]?.stop(signal: SIGKILL)
+            _ = await deployment.nodes["ap-southeast-1"]?.stop(signal: SIGKILL)
             try await deployment.start("ap-southeast-1", name: "ap-southeast-1-again")
             let resumed = try await client.send("PUT", skewed, path, json: ["display_name": "back on time"])
             #expect(resumed.status == 200, "\(resumed.status) \(resumed.error ?? "")")

@@ -148,7 +148,7 @@ struct DifferentialTests {
                 for region in regions {
                     let status = try await client.send("GET", deployment.address(region), "/v1/status")
                     if status.json?.objectValue?["applier"]?.objectValue?["running"] != .bool(true) { problems.append("\(region)'s applier stopped") }
-                    if deployment.nodes[region]?.process.isRunning != true { problems.append("\(region)'s node exited") }
+                    if deployment.nodes[region]?.isRunning != true { problems.append("\(region)'s node exited") }
                 }
                 print("differential: \(accepted.count) rows written, \(refusedCount) writes refused everywhere")
                 #expect(refusedCount > 20 && accepted.count > 30, "the generator must exercise both outcomes")

@@ -197,7 +197,7 @@ struct FailoverProcessTests {
             }
 
             // Restarted, the old primary reads the fence from georep.control before serving.
-            #expect(try await deployment.nodes["us-east-1"]!.stop() == 0)
+            #expect(await deployment.nodes["us-east-1"]!.stop() == 0)
             try await deployment.start("us-east-1")
             let afterRestart = try await client.send("PUT", old, NodeHTTPClient.rowPath("user_profile", "4000"), json: ["display_name": "late"])
             #expect(afterRestart.status == 200 && afterRestart.headers["georep-routed-to"] == "eu-west-1", "forwarded after a restart too: \(afterRestart.status) \(afterRestart.error ?? "")")
@@ -222,7 +222,7 @@ struct FailoverProcessTests {
                 let reply = try await client.send("PUT", deployment.address("us-east-1"), NodeHTTPClient.rowPath("user_profile", "\(id)"), json: ["display_name": "x"])
                 #expect(reply.status == 200)
             }
-            let status = try await deployment.nodes["us-east-1"]!.stop()
+            let status = await deployment.nodes["us-east-1"]!.stop()
             #expect(status == 0)
             try await Task.sleep(for: .seconds(2))
 

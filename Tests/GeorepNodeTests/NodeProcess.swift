@@ -1,6 +1,7 @@
 import Foundation
 import GeorepModel
 import GeorepNode
+import GeorepTorture
 import Testing
 
 /// The repository root, found from this file's path.
@@ -10,115 +11,15 @@ let repositoryRoot = URL(fileURLWithPath: #filePath)
 /// The `georep` executable built beside the test bundle.
 let georepExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("georep")
 
-/// A child `georep` process whose standard output is read line by line.
-final class GeorepProcess: @unchecked Sendable {
-    let process = Process()
-    private let output = Pipe()
-    private let lock = NSLock()
-    private var lines: [String] = []
-    private var partial = Data()
+/// A child `georep` process whose standard output is read line by line: the fault harness's
+/// ``ChildProcess``, started from the executable built beside the test bundle.
+typealias GeorepProcess = ChildProcess
 
-    /// Starts `georep arguments...`, through `env launcher...` when given (e.g. variables of its
-    /// environment); its logs (standard error) are appended to `logFile` when given.
-    init(_ arguments: [String], launcher: [String] = [], logFile: URL? = nil) throws {
-        if launcher.isEmpty {
-            process.executableURL = georepExecutable
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = launcher + [georepExecutable.path] + arguments
-        }
-        process.standardOutput = output
-        if let logFile {
-            if !FileManager.default.fileExists(atPath: logFile.path) {
-                _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-            }
-            let handle = try FileHandle(forWritingTo: logFile)
-            try handle.seekToEnd()
-            process.standardError = handle
-        }
-        try process.run()
-        // A blocking read on a thread of its own, until the child's output ends. Not a
-        // `readabilityHandler`: tearing its dispatch read source down races libdispatch's epoll
-        // bookkeeping on Linux and now and then crashed the test process in
-        // `_dispatch_event_loop_drain` (swift-corelibs-libdispatch issue 949).
-        let reading = output.fileHandleForReading
-        let reader = Thread { [weak self] in
-            while true {
-                let chunk = reading.availableData  // blocks until output or its end
-                guard !chunk.isEmpty, let self else { return }
-                self.append(chunk)
-            }
-        }
-        reader.name = "georep-test-output"
-        reader.start()
-    }
-
-    private func append(_ chunk: Data) {
-        lock.withLock {
-            partial += chunk
-            while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
-                lines.append(String(decoding: partial[partial.startIndex..<newline], as: UTF8.self))
-                partial = Data(partial[(newline + 1)...])
-            }
-        }
-    }
-
-    /// Every line of standard output so far.
-    var allLines: [String] { lock.withLock { lines } }
-
-    /// Waits for a line of standard output that starts with `prefix` and returns it.
-    func waitForLine(startingWith prefix: String, timeout: Duration = .seconds(60)) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let line = (lock.withLock { lines.first { $0.hasPrefix(prefix) } }) { return line }
-            guard process.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let exit = process.isRunning ? "running" : "exited with \(process.terminationStatus) (\(process.terminationReason == .uncaughtSignal ? "signal" : "status"))"
-        throw ProcessFailure("georep \(process.arguments?.joined(separator: " ") ?? "") printed no line starting with '\(prefix)' (\(exit))")
-    }
-
-    /// Sends `signal` (to the process's children too: a launcher such as `faketime` runs the
-    /// command as its child) and waits for the exit; returns the exit status.
-    @discardableResult
-    func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
-        if process.isRunning {
-            for child in children { kill(child, signal) }
-            kill(process.processIdentifier, signal)
-        }
-        return try await waitForExit(timeout: timeout)
-    }
-
-    /// The process's children, from /proc.
-    private var children: [pid_t] {
-        let pid = process.processIdentifier
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-        return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    }
-
-    /// Waits for the process to exit (killing it after `timeout`); returns the exit status.
-    @discardableResult
-    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                for child in children { kill(child, SIGKILL) }
-                kill(process.processIdentifier, SIGKILL)
-                throw ProcessFailure("georep \(process.arguments?.first ?? "") did not exit within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        // Let the reader take the last output.
-        try await Task.sleep(for: .milliseconds(100))
-        return process.terminationStatus
-    }
-
-    deinit {
-        if process.isRunning {
-            for child in children { kill(child, SIGKILL) }
-            kill(process.processIdentifier, SIGKILL)
-        }
+extension ChildProcess {
+    /// Starts `georep arguments...`, through `env launcher...` when given (e.g. `faketime`);
+    /// its logs (standard error) are appended to `logFile` when given.
+    convenience init(_ arguments: [String], launcher: [String] = [], logFile: URL? = nil) throws {
+        try self.init(name: "georep \(arguments.first ?? "")", executable: georepExecutable.path, arguments: arguments, launcher: launcher, log: logFile)
     }
 }
 
@@ -183,7 +84,7 @@ final class ProcessDeployment: @unchecked Sendable {
     func run(_ command: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
         let process = try GeorepProcess(
             command + ["--config", configPath, "--kafka", bootstrap], logFile: directory.appendingPathComponent("commands.log"))
-        let status = try await process.waitForExit(timeout: timeout)
+        let status = await process.waitForExit(timeout: timeout)
         return (status, process.allLines.joined(separator: "\n"))
     }
 
@@ -230,8 +131,8 @@ final class ProcessDeployment: @unchecked Sendable {
 
     /// Stops every process; removes the directory unless `keepingFiles` (a failed test's logs).
     func shutdown(keepingFiles: Bool = false) async {
-        for node in nodes.values { _ = try? await node.stop() }
-        _ = try? await broker.stop()
+        for node in nodes.values { await node.stop() }
+        await broker.stop()
         if !keepingFiles { try? FileManager.default.removeItem(at: directory) }
     }
 }

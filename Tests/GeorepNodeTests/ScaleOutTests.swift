@@ -49,7 +49,7 @@ struct ScaleOutTests {
                     }
                     group.addTask {
                         try await Task.sleep(for: .seconds(2))
-                        try await deployment.nodes["us-a"]!.stop(signal: SIGKILL)
+                        await deployment.nodes["us-a"]!.stop(signal: SIGKILL)
                     }
                     try await group.waitForAll()
                 }
