@@ -93,14 +93,12 @@ final class History: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var text = Data()
-        for operation in allOperations.sorted(by: { $0.id < $1.id }) {
-            text += try encoder.encode(["operation": operation])
+        func append(_ line: some Encodable) throws {
+            text += try encoder.encode(line)
             text += Data("\n".utf8)
         }
-        for fault in allFaults {
-            text += try encoder.encode(["fault": fault])
-            text += Data("\n".utf8)
-        }
+        for operation in allOperations.sorted(by: { $0.id < $1.id }) { try append(["operation": operation]) }
+        for fault in allFaults { try append(["fault": fault]) }
         try text.write(to: url)
     }
 }

@@ -127,15 +127,13 @@ final class Nemesis: Sendable {
             try await deployment.startNode(region)
             return "+\(seconds) s"
         case .switchover:
-            let current = primary.withLock { $0 } ?? TortureDeployment.regions[0]
-            let target = region == current ? TortureDeployment.regions.first { $0 != current }! : region
+            let (current, target) = promotion(toward: region)
             let result = try await deployment.run(["failover", "--to", target])
             guard result.status == 0 else { throw TortureError("failover --to \(target) exited \(result.status): \(result.output.suffix(300))") }
             primary.withLock { $0 = target }
             return "\(current) → \(target)"
         case .failover:
-            let current = primary.withLock { $0 } ?? TortureDeployment.regions[0]
-            let target = region == current ? TortureDeployment.regions.first { $0 != current }! : region
+            let (current, target) = promotion(toward: region)
             await deployment.stopNode(current, signal: SIGKILL)
             // Without --force: the target's lag must be nil; it catches up from the old primary's
             // cluster, which is up, so the check passes after a few tries at most.
@@ -152,6 +150,13 @@ final class Nemesis: Sendable {
             return "\(current) → \(target)"
         }
         return nil
+    }
+
+    /// The primary now and the region a failover drawn for `region` promotes: `region`, or the
+    /// first other region when it is the primary already.
+    private func promotion(toward region: String) -> (current: String, target: String) {
+        let current = primary.withLock { $0 } ?? TortureDeployment.regions[0]
+        return (current, region == current ? TortureDeployment.regions.first { $0 != current }! : region)
     }
 
     /// Heals whatever a fault may have left: brokers up without delay or errors, every node
