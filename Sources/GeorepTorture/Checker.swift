@@ -198,6 +198,9 @@ struct Checker {
     private func checkLogs() async throws -> [Anomaly] {
         var anomalies: [Anomaly] = []
         var originsByEpoch: [UInt64: Set<String>] = [:]
+        // Every change event, for reading an anomaly's story after the brokers are gone.
+        var dump = Data()
+        defer { try? dump.write(to: deployment.directory.appendingPathComponent("changes.jsonl")) }
         let config = deployment.config
         for region in config.regions {
             let consumer = try KafkaConsumer(
@@ -211,7 +214,11 @@ struct Checker {
             while !pending.isEmpty, ContinuousClock.now < deadline {
                 for message in try await consumer.poll(maxMessages: 5_000, timeout: .milliseconds(200)) where !message.isPartitionEOF {
                     if let end = pending[message.topicPartition], message.offset + 1 >= end { pending[message.topicPartition] = nil }
-                    guard let value = message.value, let event = try? ChangeEventCodec.decodeUnvalidated(value) else { continue }
+                    guard let value = message.value else { continue }
+                    dump += Data("{\"position\":\"\(message.topic):\(message.partition):\(message.offset)\",\"timestamp\":\(message.timestampMilliseconds ?? -1),\"event\":".utf8)
+                    dump += value
+                    dump += Data("}\n".utf8)
+                    guard let event = try? ChangeEventCodec.decodeUnvalidated(value) else { continue }
                     if config.table(named: event.table)?.merge == .pinned {
                         anomalies.append(Anomaly(kind: .pinnedInChangeTopic, detail: "\(message.topic)@\(message.offset): a \(event.op.rawValue) of \(event.table)"))
                     }
