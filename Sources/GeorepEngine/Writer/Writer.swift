@@ -162,6 +162,18 @@ public final class Writer: Sendable {
         let event = try makeEvent(request, row: row, isReplicated: isReplicated)
         let topic = isReplicated ? Topics.changes(region) : Topics.pinned(region)
         let report = try await publish(event, table: table, to: topic)
+        guard report.offset >= 0 else {
+            // Delivered, says librdkafka, but not where: a retried batch the broker answered as
+            // a duplicate (the development broker does so even when it never stored the first
+            // try). Whether the event is in the log is not known: the write is not acknowledged,
+            // and the row's next event waits for what the log holds up to here.
+            let partition = SourcePartition(topic: topic, partition: report.partition)
+            unstored.localApplyFailed(key: key, at: SourcePosition(
+                topic: topic, partition: report.partition, offset: (lastPublishedOffset(partition) ?? -1) + 1))
+            logger.warning("Kafka acknowledged an event without its offset; answered as not acknowledged", metadata: ["partition": "\(partition)"])
+            throw .notAcknowledged(KafkaErrorDescription(
+                message: "the event was reported delivered without its place in the log, so whether it took effect is not known; retry", isRetriable: true))
+        }
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
         if let refusal = control?.fenceRefusal(of: event, at: position) {
             // Every region's applier, this one's included, refuses it to the dead-letter topic.
