@@ -41,7 +41,7 @@ struct DeadLetterTests {
                     (Data("{\"v\": 1, not json".utf8), "not JSON"),
                     (Data(text.replacingOccurrences(of: "\"op\": \"upsert\",", with: "").utf8), "missing required field"),
                     (Data(text.replacingOccurrences(of: "\"user_profile\"", with: "\"no_such_table\"").utf8), "unknown table no_such_table"),
-                    (Data(text.replacingOccurrences(of: "114428378130448384", with: hourAhead.description).utf8), "ahead of the local wall clock"),
+                    (Data(text.replacingOccurrences(of: "114428378130448384", with: hourAhead.description).utf8), "ahead of its record's timestamp in the log"),
                     (nil, "tombstone"),
                 ]
                 let topic = Topics.changes("us-east-1")

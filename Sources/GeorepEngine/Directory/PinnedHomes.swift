@@ -54,6 +54,10 @@ public final class PinnedHomes: Sendable {
             origin: region, table: table.name, key: key, op: .locate, hlc: clock.now(), epoch: epoch,
             columns: [TableSchema.homeRegionColumn: .string(region)])
         let report = try await Writer.send(claim, table: table, to: Topics.directory, partition: 0, through: producer)
+        guard report.offset >= 0 else {
+            // Delivered without an offset: whether the claim is in the directory is not known (see Writer).
+            throw .notAcknowledged(KafkaErrorDescription(message: "the claim was reported delivered without its place in \(Topics.directory); retry", isRetriable: true))
+        }
         let position = SourcePosition(topic: Topics.directory, partition: report.partition, offset: report.offset)
         guard await follower.waitUntilApplied(past: position, timeout: Self.claimTimeout) else {
             throw .directoryUnavailable("the home of this new row of region-pinned table \(table.name) is not known yet: \(Topics.directory) on \(cluster) was not read past this region's claim within \(Self.claimTimeout); retry")

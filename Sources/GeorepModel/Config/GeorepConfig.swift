@@ -89,7 +89,7 @@ public struct RegionConfig: Sendable, Hashable {
 public struct GeorepConfig: Sendable, Hashable {
     /// Default number of partitions of each change topic.
     public static let defaultPartitions = 6
-    /// Default bound on how far a received HLC may be ahead of the local wall clock.
+    /// Default bound on how far an event's HLC may be ahead of its record's timestamp in the log.
     public static let defaultHLCMaxOffsetMillis: UInt64 = 60_000
     /// Default time window within which concurrent writes from two regions count as a conflict.
     public static let defaultConflictWindowMillis: UInt64 = 1_000
@@ -109,7 +109,7 @@ public struct GeorepConfig: Sendable, Hashable {
     private var tableIndex: [String: Int]
     /// Partitions of each change topic.
     public var partitions: Int
-    /// Bound on how far a received HLC may be ahead of the local wall clock, in ms.
+    /// Bound on how far an event's HLC may be ahead of its record's timestamp in the log, in ms (`hlc_max_offset_ms`).
     public var hlcMaxOffsetMillis: UInt64
     /// Writes from two regions closer than this in physical time are recorded as conflicts.
     public var conflictWindowMillis: UInt64
