@@ -107,8 +107,18 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Stops it: `signal`, then SIGKILL after `timeout`; returns the exit status.
+    ///
+    /// A launcher's children are signalled first, and the launcher given a moment to exit by
+    /// itself: `faketime` killed before its child leaves a named semaphore behind, and a later
+    /// `faketime` that gets the same process id cannot start.
     @discardableResult
     public func stop(signal stopSignal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async -> Int32 {
+        let kids = children
+        if process.isRunning, !kids.isEmpty {
+            for child in kids { kill(child, stopSignal) }
+            let grace = ContinuousClock.now + .seconds(2)
+            while process.isRunning, ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(20)) }
+        }
         signal(stopSignal)
         return await waitForExit(timeout: timeout)
     }

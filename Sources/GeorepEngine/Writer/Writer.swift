@@ -131,6 +131,8 @@ public final class Writer: Sendable {
     ///
     /// - Throws: ``WriteError`` naming the problem; a refused request writes nothing.
     public func write(_ request: WriteRequest) async throws(WriteError) -> WriteReceipt {
+        // At once: a node whose clock is off waits for nothing (its catch-up may be slow too).
+        if let refusal = clockGuard?.refusal { throw .clockUnsafe(refusal) }
         guard let table = config.table(named: request.table) else { throw .unknownTable(request.table) }
         try Self.checkNotEmpty(request, table: table.name)
         do {
