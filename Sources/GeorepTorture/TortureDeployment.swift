@@ -20,12 +20,18 @@ final class TortureDeployment: Sendable {
         self.directory = directory
         self.executable = executable
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let controlRegion = Self.regions[0]
+        func configuration(brokers: [String], ports: [UInt16]) -> String {
+            LocalDeployment.configYAML(
+                topology: topology.rawValue, brokers: brokers, ports: ports, directory: directory, partitions: partitions,
+                stores: postgresURL.map { ["eu-west-1": $0] } ?? [:])
+        }
+        // The brokers' addresses are known once they run: which topics each holds comes from the
+        // same configuration with each region's id standing for its cluster.
+        let layout = try GeorepConfig.parse(yaml: configuration(brokers: Self.regions, ports: Self.regions.map { _ in 0 }))
         var brokers: [String: ChildProcess] = [:]
         var bootstraps: [String] = []
         for region in Self.regions {
-            var topics = [Topics.changes(region), Topics.pinned(region), Topics.deadLetters(region)].map { "\($0):\(partitions)" }
-            if region == controlRegion { topics += ["\(Topics.control):1", "\(Topics.directory):1"] }
+            let topics = Topics.required(by: layout).filter { $0.cluster == region }.map { "\($0.name):\($0.partitions)" }
             let broker = try ChildProcess(
                 name: "broker-\(region)", executable: executable,
                 arguments: ["dev-broker", "--topics", topics.joined(separator: ","), "--commands", "--log-level", "warning"],
@@ -34,10 +40,7 @@ final class TortureDeployment: Sendable {
             bootstraps.append(try await broker.waitForLine(startingWith: "127.0.0.1", timeout: .seconds(30)))
         }
         self.brokers = brokers
-        let ports = try Self.regions.map { _ in try freeLoopbackPort() }
-        let yaml = LocalDeployment.configYAML(
-            topology: topology.rawValue, brokers: bootstraps, ports: ports, directory: directory, partitions: partitions,
-            stores: postgresURL.map { ["eu-west-1": $0] } ?? [:])
+        let yaml = configuration(brokers: bootstraps, ports: try Self.regions.map { _ in try freeLoopbackPort() })
         configPath = directory.appendingPathComponent("georep.yaml").path
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         config = try GeorepConfig.load(path: configPath)

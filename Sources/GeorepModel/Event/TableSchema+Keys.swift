@@ -74,7 +74,8 @@ extension TableSchema {
                 }
             }
         }
-        let length = keyText(key).utf8.count
+        // The length of `keyText(key)`, without building it (this runs for every event applied).
+        let length = self.key.reduce(self.key.count - 1) { length, column in length + Self.keyComponent(key[column] ?? .null).utf8.count }
         guard length <= StorableValues.maxKeyBytes else {
             throw .keyMismatch(table: name, problem: "the key is \(length) bytes of UTF-8; a key may have at most \(StorableValues.maxKeyBytes)")
         }

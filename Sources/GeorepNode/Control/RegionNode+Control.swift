@@ -14,16 +14,7 @@ extension RegionNode {
         if applierControl.install(state.fences) {
             logger.notice("fence points installed", metadata: ["fences": "\(state.fences.map(\.description))"])
         }
-        var role = state.role(of: region, config: config)
-        // A fenced old primary whose rows past the fence are rebuilt is a replica like any other.
-        if role.isFenced, hasRejoined(after: state.fences, epoch: role.epoch) { role.isFenced = false }
-        if role != self.role {
-            logger.notice(
-                "role changed by \(Topics.control)",
-                metadata: ["primary": "\(role.primary ?? "none")", "epoch": "\(role.epoch)", "accepting_writes": "\(role.acceptsWrites)",
-                           "fenced": "\(role.isFenced)"])
-            await updateRole(role)
-        }
+        await adopt(role(under: state), because: "role changed by \(Topics.control)")
         for fence in newFences where fence.region == region {
             // Writes whose events were built before the role changed reach the log (and are
             // refused locally when past the fence point) before the rows are rebuilt.
@@ -36,13 +27,7 @@ extension RegionNode {
                 do {
                     _ = try await repair.run(fence: fence)
                     rejoinedFences.withLock { _ = $0.insert(fence) }
-                    if self.role.isFenced, fence.epoch == self.role.epoch {
-                        var replica = self.role
-                        replica.isFenced = false
-                        logger.notice("rows written past the fence point are rebuilt: forwarding writes to the primary as a replica", metadata: [
-                            "primary": "\(replica.primary ?? "none")", "epoch": "\(replica.epoch)"])
-                        await updateRole(replica)
-                    }
+                    await adopt(role(under: state), because: "rows written past the fence point are rebuilt: forwarding writes to the primary as a replica")
                     break
                 } catch {
                     let next = attempt < Self.repairAttempts ? "trying again in 2 s" : "the node's next start tries again"
@@ -55,10 +40,24 @@ extension RegionNode {
 }
 
 extension RegionNode {
-    /// Whether this node rebuilt its rows past the fence of `epoch` that names it.
-    func hasRejoined(after fences: [FencePoint], epoch: UInt64) -> Bool {
+    /// The role `state` gives this region; a fenced old primary whose rows past the fence are
+    /// rebuilt is a replica like any other (it forwards writes to the primary).
+    private func role(under state: ControlState) -> NodeRole {
+        var role = state.role(of: region, config: config)
         let rebuilt = rejoinedFences.withLock { $0 }
-        return fences.contains { $0.region == region && $0.epoch == epoch && rebuilt.contains($0) }
+        if role.isFenced, state.fences.contains(where: { $0.region == region && $0.epoch == role.epoch && rebuilt.contains($0) }) {
+            role.isFenced = false
+        }
+        return role
+    }
+
+    /// Switches to `role` when it is not the node's role already, logging `reason`.
+    private func adopt(_ role: NodeRole, because reason: String) async {
+        guard role != self.role else { return }
+        logger.notice("\(reason)", metadata: [
+            "primary": "\(role.primary ?? "none")", "epoch": "\(role.epoch)", "accepting_writes": "\(role.acceptsWrites)", "fenced": "\(role.isFenced)",
+        ])
+        await updateRole(role)
     }
 }
 
