@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "georep", targets: ["georep"]),
+        .library(name: "GeorepLog", targets: ["GeorepLog"]),
         .library(name: "GeorepKafka", targets: ["GeorepKafka"]),
         .library(name: "GeorepModel", targets: ["GeorepModel"]),
         .library(name: "GeorepStore", targets: ["GeorepStore"]),
@@ -41,11 +42,15 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // Places in a partitioned log (topic partitions, positions): the one vocabulary of the
+        // Kafka layer, the model, the stores and the engine.
+        .target(name: "GeorepLog", swiftSettings: swiftSettings),
         // The Kafka layer: the only module that touches librdkafka's C types.
         .target(
             name: "GeorepKafka",
             dependencies: [
                 "CRDKafka",
+                "GeorepLog",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -54,6 +59,7 @@ let package = Package(
         .target(
             name: "GeorepModel",
             dependencies: [
+                "GeorepLog",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings

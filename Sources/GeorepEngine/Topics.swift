@@ -1,3 +1,4 @@
+public import GeorepLog
 public import GeorepKafka
 public import GeorepModel
 

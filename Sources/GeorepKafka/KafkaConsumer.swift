@@ -1,4 +1,5 @@
 internal import CRDKafka
+public import GeorepLog
 import Dispatch
 import Foundation
 public import Logging

@@ -1,3 +1,4 @@
+public import GeorepLog
 public import Foundation
 
 /// A record to produce: topic, optional partition, key, value and headers.

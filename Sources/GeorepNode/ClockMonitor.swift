@@ -1,5 +1,5 @@
 public import GeorepEngine
-public import GeorepModel
+import GeorepModel
 import Logging
 import Synchronization
 

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -45,11 +46,11 @@ extension RegionNode {
     /// with its next read, at any region, never reads older state (monotonic reads).
     func readTokens(table: TableSchema, key: [String: JSONValue]) -> [WriteToken] {
         let partition = KafkaPartitioner.partition(of: table.kafkaKey(for: key), partitions: max(1, config.partitions))
-        let applied = applier.progress.appliedOffsets
+        let applied = engine.applier.progress.appliedOffsets
         return config.regions.compactMap { source in
-            let sourcePartition = SourcePartition(topic: Topics.changes(source.id), partition: partition)
+            let sourcePartition = TopicPartition(topic: Topics.changes(source.id), partition: partition)
             var last = (applied[sourcePartition] ?? 0) - 1
-            if source.id == region { last = max(last, writer.lastPublishedOffset(sourcePartition) ?? -1) }
+            if source.id == region { last = max(last, engine.writer.lastPublishedOffset(sourcePartition) ?? -1) }
             return last >= 0 ? WriteToken(region: source.id, partition: partition, offset: last) : nil
         }
     }

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 public import GeorepEngine
 import GeorepKafka
@@ -84,7 +85,7 @@ public final class LagSampler: Sendable {
 
     private struct State {
         /// Per partition, the end offsets seen and when, oldest first; only ends past the applied offset are kept.
-        var seen: [SourcePartition: [(end: Int64, atMillis: Int64)]] = [:]
+        var seen: [TopicPartition: [(end: Int64, atMillis: Int64)]] = [:]
         var latest: [SourceLag] = []
         var level: [String: (Logger.Level, lastLogged: Int64)] = [:]
     }
@@ -155,7 +156,7 @@ public final class LagSampler: Sendable {
                     let partitions = state.withLock { state in
                         previous.partitions.map { partition in
                             var partition = partition
-                            let key = SourcePartition(topic: partition.topic, partition: partition.partition)
+                            let key = TopicPartition(topic: partition.topic, partition: partition.partition)
                             partition.applied = appliedOffsets[key] ?? partition.applied
                             partition.end = max(partition.end, partition.applied)
                             let applied = partition.applied
@@ -169,7 +170,7 @@ public final class LagSampler: Sendable {
             }
             let lags = state.withLock { state in
                 partitions.map { partition in
-                    let key = SourcePartition(topic: partition.topic, partition: partition.partition)
+                    let key = TopicPartition(topic: partition.topic, partition: partition.partition)
                     let applied = appliedOffsets[key] ?? 0
                     let end = max(ends[partition] ?? applied, applied)
                     var seen = state.seen[key, default: []]

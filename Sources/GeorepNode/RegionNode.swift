@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 public import GeorepEngine
 import GeorepKafka
@@ -8,7 +9,7 @@ import ServiceLifecycle
 import Synchronization
 public import UnixSignals
 
-/// One region's node (SPEC §6): its store, clock, writer, applier, lag sampler and HTTP API.
+/// One region's node: its store, replication engine, control reader, clock monitor, lag sampler and HTTP API.
 ///
 /// ``run()`` runs them as one `ServiceGroup`. A graceful shutdown (SIGTERM for `georep node`,
 /// ``shutdown()`` in-process) goes in the order that loses nothing acknowledged: the HTTP server
@@ -61,22 +62,12 @@ public final class RegionNode: Sendable {
     public let config: GeorepConfig
     /// The region's store.
     public let store: any ReplicaStore
-    /// The node's hybrid logical clock, shared by its writer and applier.
-    public let clock: HybridLogicalClock
-    /// Publishes this region's writes.
-    public let writer: Writer
-    /// Applies every region's events to the store.
-    public let applier: Applier
-    /// Applies `georep.directory`, the claims of region-pinned rows' homes, to the store.
-    public let directoryApplier: Applier
-    /// Claims and looks up the homes of region-pinned rows.
-    public let pinnedHomes: PinnedHomes
+    /// The region's replication: clock, writer, appliers, fences, pause, pinned rows' homes.
+    public let engine: RegionEngine
     /// The node's metrics.
     public let metrics: NodeMetrics
     /// Samples the replication lag.
     public let sampler: LagSampler
-    /// The applier's fences and pause.
-    public let applierControl: ApplierControl
     /// Follows `georep.control`.
     public let controlReader: ControlReader
     /// Measures this node's clock against the other regions' nodes; stops writes while it is off.
@@ -85,8 +76,6 @@ public final class RegionNode: Sendable {
     let logger: Logger
     let peers: PeerClient
     let sticky: StickyUsers?
-    private let producer: KafkaProducer
-    private let directoryProducer: KafkaProducer
     private let roleState: Mutex<NodeRole>
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
     /// The fence points of this region whose rows this node rebuilt: past them it is a replica.
@@ -113,58 +102,37 @@ public final class RegionNode: Sendable {
         self.store = store
         let role: NodeRole
         do {
-            clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
             role = Self.startingRole(region: region, config: config, stored: try await store.regionConfigs())
             try await store.saveRegionConfigs(config.regions.map { Self.regionRecord($0, role: role) })
         } catch {
             try? await store.close()
             throw NodeError.store("cannot read or write the store \(own.store): \(error)")
         }
-        var producerConfiguration = config.producerConfiguration(own.kafka, clientID: "georep-writer-\(region)", extra: settings.producerProperties)
-        producerConfiguration.lingerMilliseconds = settings.writerLingerMilliseconds
-        var directoryConfiguration = config.producerConfiguration(
-            config.controlCluster, clientID: "georep-directory-\(region)", extra: settings.producerProperties)
-        directoryConfiguration.lingerMilliseconds = 0
-        do {
-            producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
-            directoryProducer = try KafkaProducer(configuration: directoryConfiguration, logger: logger)
-        } catch {
-            try? await store.close()
-            throw error
-        }
-        // Without this, librdkafka 2.0.2 holds the first writes while it looks the topics up.
-        await producer.prepare(topics: [Topics.changes(region), Topics.pinned(region)])
-        await directoryProducer.prepare(topics: [Topics.directory])
         roleState = Mutex(role)
-        var applierSettings = settings.applier
-        // Scale-out processes share partitions: another process's applier may reach this writer's events.
-        if !applierSettings.sharesPartitions { applierSettings.localApplyLedger = LocalApplyLedger() }
-        let applierControl = applierSettings.control ?? ApplierControl()
-        applierSettings.control = applierControl
-        self.applierControl = applierControl
         metrics = NodeMetrics(region: region)
         clockMonitor = ClockMonitor(region: region, config: config, metrics: metrics, logger: logger)
-        writer = Writer(
-            region: region, config: config, store: store, clock: clock, producer: producer, epoch: role.epoch,
-            acceptsWrites: role.acceptsWrites, writerID: settings.writerID, localApplyLedger: applierSettings.localApplyLedger,
-            control: applierControl, catchesUpAtStart: true, clockGuard: clockMonitor.clockGuard, logger: logger)
-        // Cannot fail: the region was checked above.
-        applier = try! Applier(region: region, config: config, store: store, clock: clock, settings: applierSettings, logger: logger)
-        // Claims are never paused nor fenced, and every process of a region follows them all.
-        var directorySettings = Applier.Settings()
-        directorySettings.source = .directory
-        directorySettings.consumerProperties = applierSettings.consumerProperties
-        directorySettings.producerProperties = applierSettings.producerProperties
-        directorySettings.deadLetterLease = applierSettings.deadLetterLease
-        directoryApplier = try! Applier(region: region, config: config, store: store, clock: clock, settings: directorySettings, logger: logger)
-        pinnedHomes = PinnedHomes(region: region, config: config, store: store, clock: clock, producer: directoryProducer, follower: directoryApplier,
-            clockGuard: clockMonitor.clockGuard)
+        var engineSettings = RegionEngine.Settings()
+        engineSettings.applier = settings.applier
+        engineSettings.writerID = settings.writerID
+        engineSettings.writerLingerMilliseconds = settings.writerLingerMilliseconds
+        engineSettings.producerProperties = settings.producerProperties
+        do {
+            engine = try await RegionEngine(
+                region: region, config: config, store: store, epoch: role.epoch, acceptsWrites: role.acceptsWrites,
+                settings: engineSettings, clockGuard: clockMonitor.clockGuard, logger: logger)
+        } catch let error as KafkaError {
+            try? await store.close()
+            throw error
+        } catch {
+            try? await store.close()
+            throw NodeError.store("cannot read the store \(own.store): \(error)")
+        }
         let onChange = ControlChangeForwarder()
         controlReader = ControlReader(
             log: ControlLog(config: config, extra: settings.applier.consumerProperties, logger: logger),
             region: region, logger: logger, onChange: { await onChange.forward($0) })
         metrics.recordRole(acceptingWrites: role.acceptsWrites, epoch: role.epoch)
-        sampler = LagSampler(region: region, config: config, applier: applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
+        sampler = LagSampler(region: region, config: config, applier: engine.applier, store: store, metrics: metrics, settings: settings.sampler, logger: logger)
         peers = PeerClient(config: config, timeout: settings.forwardTimeout)
         sticky = settings.stickyReadWindow.map(StickyUsers.init(window:))
         onChange.node = self
@@ -182,13 +150,11 @@ public final class RegionNode: Sendable {
         // A graceful shutdown stops the services in the reverse order of this list.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ClosingService { [store] in try await store.close() }, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: ClosingService { [producer, directoryProducer, peers] in
-                await producer.close()
-                await directoryProducer.close()
+            .init(service: ClosingService { [engine, peers] in
+                await engine.close()
                 try await peers.shutdown()
             }),
-            .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: ApplierService(applier: directoryApplier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: EngineService(engine: engine), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SamplerService(sampler: sampler)),
             .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
             .init(service: ClockMonitorService(monitor: clockMonitor)),
@@ -209,7 +175,7 @@ public final class RegionNode: Sendable {
     }
 
     /// Reads the ends of this region's own topics, which writes wait for the store to hold
-    /// (see ``Writer/catchUp(toOwnLogEnds:)``), trying again each second until Kafka answers.
+    /// (see ``RegionEngine/catchUp(toOwnLogEnds:)``), trying again each second until Kafka answers.
     private func tellWriterOwnLogEnds() async {
         guard let own = config.region(id: region) else { return }
         var topics = [Topics.changes(region)]
@@ -222,8 +188,7 @@ public final class RegionNode: Sendable {
                                                                 extra: settings.applier.consumerProperties),
                     logger: logger)
                 let ends = try await probe.closing { try await $0.endOffsets(of: partitions, timeout: .seconds(5)) }
-                writer.catchUp(toOwnLogEnds: Dictionary(
-                    ends.map { (SourcePartition(topic: $0.key.topic, partition: $0.key.partition), $0.value) }, uniquingKeysWith: max))
+                engine.catchUp(toOwnLogEnds: ends)
                 return
             } catch {
                 logger.warning("cannot read the ends of this region's own topics, which writes wait for; trying again: \(error)")
@@ -250,8 +215,8 @@ public final class RegionNode: Sendable {
     /// the end offsets for its fence point after that, so they hold every write this node
     /// acknowledged.
     public func updateRole(_ role: NodeRole) async {
-        writer.updateRole(epoch: role.epoch, acceptsWrites: role.acceptsWrites)
-        if !role.acceptsWrites, await !writer.waitForWritesInFlight(timeout: .seconds(30)) {
+        engine.updateRole(epoch: role.epoch, acceptsWrites: role.acceptsWrites)
+        if !role.acceptsWrites, await !engine.writer.waitForWritesInFlight(timeout: .seconds(30)) {
             logger.warning("writes built before this node stopped taking writes are still waiting for Kafka after 30 s")
         }
         roleState.withLock { $0 = role }
@@ -307,15 +272,15 @@ public enum NodeError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs the applier; a graceful shutdown lets it finish its batch.
-private struct ApplierService: Service {
-    let applier: Applier
+/// Runs the engine's appliers; a graceful shutdown lets them finish their batches.
+private struct EngineService: Service {
+    let engine: RegionEngine
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await applier.run()
+            try await engine.run()
         } onGracefulShutdown: {
-            applier.stop()
+            engine.stop()
         }
     }
 }

@@ -1,33 +1,45 @@
+import GeorepLog
 import GeorepModel
 
 /// The source positions a batch moves its partitions to: the next offset to consume per
 /// partition, never below the stored one. An event below the stored position was applied
 /// before (a replay, or another applier that held the partition during a rebalance).
+///
+/// Both stores plan a batch with it. A batch comes in runs of one partition, so the positions
+/// of the partition in hand are kept aside and looked up again only when the partition changes.
 struct BatchPositions: Sendable {
     /// The positions stored before the batch.
-    let stored: [SourcePartition: Int64]
-    /// The positions after the batch, for the partitions it touched.
-    private(set) var next: [SourcePartition: Int64] = [:]
+    let stored: [TopicPartition: Int64]
+    private var moved: [TopicPartition: Int64] = [:]
+    /// The partition of the current run, its stored position and its next one.
+    private var run: (partition: TopicPartition, stored: Int64?, next: Int64)?
 
-    init(stored: [SourcePartition: Int64]) {
+    init(stored: [TopicPartition: Int64]) {
         self.stored = stored
+    }
+
+    /// The positions after the batch, for the partitions it touched.
+    var next: [TopicPartition: Int64] {
+        guard let run else { return moved }
+        var next = moved
+        next[run.partition] = max(next[run.partition] ?? 0, run.next)
+        return next
     }
 
     /// Moves past a record that was consumed without an event (the caller dead-lettered it).
     mutating func consume(_ source: SourcePosition) {
-        guard source.offset >= stored[source.partition] ?? 0 else { return }
-        advance(past: source)
+        _ = admit(source)
     }
 
     /// Whether the event at `source` is to be applied; if so, moves past it.
     mutating func admit(_ source: SourcePosition) -> Bool {
-        if let position = stored[source.partition], source.offset < position { return false }
-        advance(past: source)
+        if run?.partition != source.partition {
+            if let run { moved[run.partition] = max(moved[run.partition] ?? 0, run.next) }
+            let position = stored[source.partition]
+            run = (source.partition, position, moved[source.partition] ?? position ?? 0)
+        }
+        if let position = run!.stored, source.offset < position { return false }
+        run!.next = max(run!.next, source.offset + 1)
         return true
-    }
-
-    private mutating func advance(past source: SourcePosition) {
-        let partition = source.partition
-        next[partition] = max(next[partition] ?? stored[partition] ?? 0, source.offset + 1)
     }
 }

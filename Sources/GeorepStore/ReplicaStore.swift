@@ -1,3 +1,4 @@
+public import GeorepLog
 import Foundation
 public import GeorepModel
 
@@ -56,7 +57,7 @@ public struct BatchOutcome: Sendable, Hashable {
     /// Conflicts detected by this batch.
     public var conflicts: [Conflict] = []
     /// The positions stored by this batch: next offset to consume per topic partition.
-    public var positions: [SourcePartition: Int64] = [:]
+    public var positions: [TopicPartition: Int64] = [:]
 
     /// An empty outcome.
     public init() {}
@@ -83,12 +84,9 @@ public struct DeadLetter: Sendable, Hashable {
     public var payload: [UInt8]
 }
 
-/// The local store of a region: applies batches of events and their source positions in one
-/// transaction, and serves the merged rows.
-///
-/// SQLite (`SQLiteStore`) is the embedded implementation, PostgreSQL (`PostgresStore`) the
-/// production one; `makeReplicaStore(at:config:logger:)` opens either.
-public protocol ReplicaStore: Sendable {
+/// What the applier and the writer need of a store: apply batches of events with their
+/// source positions in one transaction, and the positions and clock floor that come with them.
+public protocol EventStore: Sendable {
     /// Applies a batch in one transaction together with the batch's next positions.
     ///
     /// An event that fails is reported in the outcome and, when it has a source position, kept
@@ -99,8 +97,18 @@ public protocol ReplicaStore: Sendable {
     func apply(batch: [SourcedEvent], consumed: [SourcePosition]) async throws -> BatchOutcome
 
     /// The stored positions: the next offset to consume per source topic partition.
-    func positions() async throws -> [SourcePartition: Int64]
+    func positions() async throws -> [TopicPartition: Int64]
 
+    /// The highest HLC applied or recorded: the floor of the region's clock after a restart.
+    func highWaterMark() async throws -> HLCTimestamp
+
+    /// Raises the stored high-water mark to at least `timestamp` (e.g. for HLCs the writer issued).
+    func recordHighWaterMark(_ timestamp: HLCTimestamp) async throws
+}
+
+/// Reads of the merged rows: what the HTTP API, the writer (a row's merge state) and the
+/// benchmarks need.
+public protocol RowReader: Sendable {
     /// The visible row, or nil when it is absent or deleted.
     func row(table: String, key: [String: JSONValue]) async throws -> [String: JSONValue]?
 
@@ -115,13 +123,10 @@ public protocol ReplicaStore: Sendable {
 
     /// The most recent recorded conflicts, newest first.
     func conflicts(limit: Int) async throws -> [ConflictRecord]
+}
 
-    /// The highest HLC applied or recorded: the floor of the region's clock after a restart.
-    func highWaterMark() async throws -> HLCTimestamp
-
-    /// Raises the stored high-water mark to at least `timestamp` (e.g. for HLCs the writer issued).
-    func recordHighWaterMark(_ timestamp: HLCTimestamp) async throws
-
+/// Dead letters kept in the store until they are published to the dead-letter topic.
+public protocol DeadLetterStore: Sendable {
     /// Claims up to `limit` dead letters not yet produced to the dead-letter topic, oldest
     /// first, for `lease`: until the lease ends, no other claim returns them, whether it comes
     /// from another consumer of this process or from another process sharing the store. The
@@ -131,14 +136,20 @@ public protocol ReplicaStore: Sendable {
 
     /// Forgets dead letters that were produced.
     func removeDeadLetters(ids: [Int64]) async throws
+}
 
+/// The homes of region-pinned rows (`georep_pinned_directory`).
+public protocol PinnedDirectory: Sendable {
     /// The home region of a pinned row, from the directory.
     func pinnedHome(table: String, key: [String: JSONValue]) async throws -> String?
 
     /// Records a pinned row's home region in the directory, unless it names one already (the
     /// first claim wins; `locate` events of a batch are recorded the same way).
     func recordPinnedHome(table: String, key: [String: JSONValue], region: String) async throws
+}
 
+/// The region tables `georep_region_config` and `georep_replication_status`.
+public protocol RegionRecordStore: Sendable {
     /// Inserts or replaces regions' rows of `georep_region_config`.
     func saveRegionConfigs(_ records: [RegionConfigRecord]) async throws
 
@@ -150,12 +161,20 @@ public protocol ReplicaStore: Sendable {
 
     /// The rows of `georep_replication_status`, by source then target region.
     func replicationStatus() async throws -> [ReplicationStatusRecord]
+}
 
+/// The local store of a region, in every role: it applies batches of events and their source
+/// positions in one transaction, and serves the merged rows.
+///
+/// SQLite (`SQLiteStore`) is the embedded implementation, PostgreSQL (`PostgresStore`) the
+/// production one; `makeReplicaStore(at:config:logger:)` opens either. Callers that need one
+/// role take that role's protocol.
+public protocol ReplicaStore: EventStore, RowReader, DeadLetterStore, PinnedDirectory, RegionRecordStore {
     /// Closes the store (its file or its connections); it cannot be used afterwards.
     func close() async throws
 }
 
-extension ReplicaStore {
+extension EventStore {
     /// Applies a batch in one transaction together with the batch's next positions; see
     /// ``apply(batch:consumed:)``.
     public func apply(batch: [SourcedEvent]) async throws -> BatchOutcome {

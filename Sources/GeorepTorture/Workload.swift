@@ -140,14 +140,14 @@ final class Workload: Sendable {
             method = "GET"
             path = NodeHTTPClient.rowPath("user_profile", operation.key)
             let sent = state.tokens.values.map(\.description).sorted().joined(separator: ",")
-            if !sent.isEmpty { headers["georep-token"] = sent }
+            if !sent.isEmpty { headers[GeorepHTTPHeader.token] = sent }
             operation.sentTokens = sent.isEmpty ? nil : sent
         }
         do {
             let reply = try await client.send(method, address, path, json: body, headers: headers)
             operation.status = reply.status
             operation.error = reply.error
-            operation.routedTo = reply.headers["georep-routed-to"]
+            operation.routedTo = reply.headers[GeorepHTTPHeader.routedTo]
             operation.token = reply.token
             if operation.kind == .read {
                 switch reply.status {

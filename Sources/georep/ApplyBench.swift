@@ -1,3 +1,4 @@
+import GeorepLog
 import ArgumentParser
 import Foundation
 import GeorepEngine

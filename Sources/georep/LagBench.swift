@@ -1,3 +1,4 @@
+import GeorepLog
 import ArgumentParser
 import Foundation
 import GeorepEngine
@@ -88,7 +89,7 @@ struct LagBench: AsyncParsableCommand {
             opened.append(try await LagBenchNode(region: region, config: config, lingerMs: lingerMs, logger: logger))
         }
         let nodes = opened
-        let appliers = nodes.map { node in Task { try await node.applier.run() } }
+        let appliers = nodes.map { node in Task { try await node.engine.run() } }
         while nodes.contains(where: { !$0.applier.progress.isRunning }) { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .milliseconds(500))  // consumers connected and fetching
 
@@ -107,10 +108,10 @@ struct LagBench: AsyncParsableCommand {
         }
 
         // Every region applies every region's events, its own included.
-        var ends: [SourcePartition: Int64] = [:]
+        var ends: [TopicPartition: Int64] = [:]
         for (node, drive) in zip(nodes, drives) {
             for event in drive.events {
-                let partition = SourcePartition(topic: Topics.changes(node.region), partition: event.partition)
+                let partition = TopicPartition(topic: Topics.changes(node.region), partition: event.partition)
                 ends[partition] = max(ends[partition] ?? 0, event.offset + 1)
             }
         }
@@ -129,7 +130,7 @@ struct LagBench: AsyncParsableCommand {
         let marks = await watch.value
         for task in appliers { task.cancel() }
         for task in appliers { try await task.value }
-        for node in nodes { await node.producer.close() }
+        for node in nodes { await node.engine.close() }
 
         var snapshots: [[[String: JSONValue]]] = []
         var conflicts = 0
@@ -347,7 +348,7 @@ struct LagBench: AsyncParsableCommand {
                     for partition in 0..<Int32(partitions) {
                         let key = WatchKey(target: target.region, source: source.region, partition: partition)
                         group.addTask {
-                            let sourcePartition = SourcePartition(topic: Topics.changes(source.region), partition: partition)
+                            let sourcePartition = TopicPartition(topic: Topics.changes(source.region), partition: partition)
                             var marks = ApplyMarks()
                             var next: Int64 = 0
                             while true {
@@ -375,15 +376,16 @@ struct LagBench: AsyncParsableCommand {
     }
 }
 
-/// One region of the lag benchmark: its store, Writer and Applier.
+/// One region of the lag benchmark: its store and replication engine, as a node has them.
 final class LagBenchNode: Sendable {
     let region: String
     let store: SQLiteStore
-    let producer: KafkaProducer
-    let writer: Writer
-    let applier: Applier
-    let clock: HybridLogicalClock
+    let engine: RegionEngine
     let table: TableSchema
+
+    var writer: Writer { engine.writer }
+    var applier: Applier { engine.applier }
+    var clock: HybridLogicalClock { engine.clock }
 
     /// Upserts `columns` of the row `key` through the Writer.
     func write(key: Int64, columns: [String: JSONValue]) async throws -> LagBench.WrittenEvent {
@@ -406,18 +408,13 @@ final class LagBenchNode: Sendable {
         guard let own = config.region(id: region), case let .sqlite(path) = own.store else { throw ValidationError("no store for \(region)") }
         self.region = region
         store = try SQLiteStore(path: path, config: config, logger: logger)
-        let clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
-        self.clock = clock
         guard let table = config.table(named: BenchDeployment.table) else { throw ValidationError("no table \(BenchDeployment.table)") }
         self.table = table
-        var configuration = config.producerConfiguration(own.kafka, clientID: "georep-writer-\(region)")
-        configuration.lingerMilliseconds = lingerMs
-        producer = try KafkaProducer(configuration: configuration, logger: logger)
-        await producer.prepare(topics: [Topics.changes(region)])
-        var settings = Applier.Settings()
-        settings.localApplyLedger = LocalApplyLedger()
-        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1,
-                        localApplyLedger: settings.localApplyLedger, logger: logger)
-        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings, logger: logger)
+        var settings = RegionEngine.Settings()
+        settings.writerLingerMilliseconds = lingerMs
+        settings.catchesUpAtStart = false
+        settings.followsDirectory = false
+        settings.applier.consumesPinnedTopic = false
+        engine = try await RegionEngine(region: region, config: config, store: store, epoch: 1, acceptsWrites: true, settings: settings, logger: logger)
     }
 }

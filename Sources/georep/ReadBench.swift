@@ -1,3 +1,4 @@
+import GeorepLog
 import ArgumentParser
 import Foundation
 import GeorepEngine
@@ -54,7 +55,7 @@ struct ReadBench: AsyncParsableCommand {
         }
         let reader = deployment.address("eu-west-1")
         // Every token applied at the reader before timing.
-        let applier = deployment.nodes["eu-west-1"]!.applier
+        let applier = deployment.nodes["eu-west-1"]!.engine.applier
         for token in tokens.compactMap(WriteToken.init) {
             let position = SourcePosition(topic: Topics.changes(token.region), partition: token.partition, offset: token.offset)
             guard await applier.waitUntilApplied(past: position, timeout: .seconds(60)) else { throw DemoError("eu-west-1 did not apply \(token)") }

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -60,56 +61,50 @@ func withExampleDeployment<T>(_ body: (GeorepConfig, DevelopmentBroker) async th
     }
 }
 
-/// One region's node parts: store, clock, writer and a running applier.
+/// One region's engine on its store, its appliers running.
 final class TestNode: Sendable {
     let region: String
     let config: GeorepConfig
     let store: any ReplicaStore
-    let clock: HybridLogicalClock
-    let producer: KafkaProducer
-    let writer: Writer
-    let applier: Applier
-    /// The writer's local applies, which the applier does not merge again.
-    let localApplyLedger = LocalApplyLedger()
-    let applierTask: Task<Void, any Error>
+    let engine: RegionEngine
+    let engineTask: Task<Void, any Error>
 
-    /// Opens the region's configured store (SQLite or PostgreSQL) and starts its applier.
+    var clock: HybridLogicalClock { engine.clock }
+    var writer: Writer { engine.writer }
+    var applier: Applier { engine.applier }
+
+    /// Opens the region's configured store (SQLite or PostgreSQL) and starts its engine.
     ///
     /// - Parameters:
-    ///   - control: fence points and pauses shared by the writer and the applier.
-    ///   - catchesUpAtStart: whether writes wait for ``Writer/catchUp(toOwnLogEnds:)``, as a node's do.
-    init(region: String, config: GeorepConfig, control: ApplierControl? = nil, catchesUpAtStart: Bool = false) async throws {
+    ///   - catchesUpAtStart: whether writes wait for ``RegionEngine/catchUp(toOwnLogEnds:)``, as a node's do.
+    ///   - paused: whether the applier starts paused (``RegionEngine/pause``).
+    init(region: String, config: GeorepConfig, catchesUpAtStart: Bool = false, paused: Bool = false) async throws {
         self.region = region
         self.config = config
         guard let location = config.region(id: region)?.store else { throw ApplierError.unknownRegion(region) }
         store = try await makeReplicaStore(at: location, config: config, logger: testLogger("store"))
-        clock = HybridLogicalClock(maxOffsetMillis: config.hlcMaxOffsetMillis, floor: try await store.highWaterMark())
-        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: config.region(id: region)?.kafka ?? "")
-        producerConfiguration.lingerMilliseconds = 2
-        producer = try KafkaProducer(configuration: producerConfiguration, logger: testLogger("writer"))
-        var settings = Applier.Settings()
-        settings.localApplyLedger = localApplyLedger
-        settings.control = control
-        writer = Writer(region: region, config: config, store: store, clock: clock, producer: producer, epoch: 1,
-                        localApplyLedger: settings.localApplyLedger, control: control, catchesUpAtStart: catchesUpAtStart,
-                        logger: testLogger("writer"))
-        applier = try Applier(region: region, config: config, store: store, clock: clock, settings: settings, logger: testLogger("applier.\(region)"))
-        let applier = applier
-        applierTask = Task { try await applier.run() }
+        var settings = RegionEngine.Settings()
+        settings.catchesUpAtStart = catchesUpAtStart
+        settings.followsDirectory = false
+        engine = try await RegionEngine(
+            region: region, config: config, store: store, epoch: 1, acceptsWrites: true, settings: settings, logger: testLogger("engine.\(region)"))
+        if paused { engine.pause.pause(for: nil) }
+        let engine = engine
+        engineTask = Task { try await engine.run() }
     }
 
     /// Stops the applier after its batch, then closes the producer and the store.
     func shutdown() async throws {
-        applierTask.cancel()
-        try await applierTask.value
-        await producer.close()
+        engineTask.cancel()
+        try await engineTask.value
+        await engine.close()
         try await store.close()
     }
 }
 
 /// Waits until every node has applied every position (pinned positions only at home).
 func waitForReplication(_ nodes: [TestNode], positions: [SourcePosition], timeout: Duration = .seconds(90)) async {
-    var last: [SourcePartition: SourcePosition] = [:]
+    var last: [TopicPartition: SourcePosition] = [:]
     for position in positions where (last[position.partition]?.offset ?? -1) < position.offset {
         last[position.partition] = position
     }
@@ -123,8 +118,8 @@ func waitForReplication(_ nodes: [TestNode], positions: [SourcePosition], timeou
 }
 
 /// The end offset (last offset + 1) per partition that `receipts` reach.
-func endOffsets(_ receipts: [WriteReceipt]) -> [SourcePartition: Int64] {
-    var ends: [SourcePartition: Int64] = [:]
+func endOffsets(_ receipts: [WriteReceipt]) -> [TopicPartition: Int64] {
+    var ends: [TopicPartition: Int64] = [:]
     for receipt in receipts { ends[receipt.position.partition] = max(ends[receipt.position.partition] ?? 0, receipt.position.offset + 1) }
     return ends
 }

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -23,7 +24,7 @@ struct OwnWritesTests {
 
     /// Starts an increment, checks that it waits while the applier is paused, resumes the
     /// applier and returns the increment's receipt.
-    static func incrementWaitingForTheApplier(_ node: TestNode, control: ApplierControl) async throws -> WriteReceipt {
+    static func incrementWaitingForTheApplier(_ node: TestNode) async throws -> WriteReceipt {
         let isDone = Atomic<Bool>(false)
         let write = Task {
             defer { isDone.store(true, ordering: .relaxed) }
@@ -32,15 +33,14 @@ struct OwnWritesTests {
         try await Task.sleep(for: .milliseconds(500))
         let finishedEarly = isDone.load(ordering: .relaxed)
         #expect(!finishedEarly, "the increment did not wait for the store to hold the earlier one")
-        control.resume()
+        node.engine.pause.resume()
         return try await write.value
     }
 
     @Test("after a failed local apply, the row's next write waits for the applier to store the earlier event; no local dead letter")
     func failedLocalApply() async throws {
         try await withExampleDeployment { config, _ in
-            let control = ApplierControl()
-            let node = try await TestNode(region: "us-east-1", config: config, control: control)
+            let node = try await TestNode(region: "us-east-1", config: config)
             let first = try await Self.increment(node)
             #expect(await node.applier.waitUntilApplied(past: first.position, timeout: .seconds(30)))
 
@@ -56,21 +56,21 @@ struct OwnWritesTests {
                         """)
                 }
             }
-            control.pause(for: nil)
+            node.engine.pause.pause(for: nil)
             try await database.write { db in try db.execute(sql: "INSERT INTO test_fail VALUES (1)") }
             let second = try await Self.increment(node)  // in Kafka, not in the store
             #expect(node.writer.mayMissOwnEvent(at: second.position))
             #expect(!node.writer.mayMissOwnEvent(at: first.position))
             try await database.write { db in try db.execute(sql: "DELETE FROM test_fail") }
 
-            let third = try await Self.incrementWaitingForTheApplier(node, control: control)
+            let third = try await Self.incrementWaitingForTheApplier(node)
             #expect(await node.applier.waitUntilApplied(past: third.position, timeout: .seconds(30)))
             #expect(!node.writer.mayMissOwnEvent(at: second.position))
             #expect(try await Self.views(node) == 3)
             // The failed local apply left nothing for the dead-letter topic: the applier applied the event.
             #expect(try await node.store.claimDeadLetters(limit: 10, lease: .seconds(1)).isEmpty)
             #expect(node.applier.progress.deadLetters == 0)
-            try await database.close()
+            try database.close()
             try await node.shutdown()
         }
     }
@@ -78,9 +78,7 @@ struct OwnWritesTests {
     @Test("after a restart, writes wait until the store holds the region's own log up to its end at start")
     func catchUpAtStart() async throws {
         try await withExampleDeployment { config, _ in
-            let control = ApplierControl()
-            control.pause(for: nil)
-            let node = try await TestNode(region: "us-east-1", config: config, control: control, catchesUpAtStart: true)
+            let node = try await TestNode(region: "us-east-1", config: config, catchesUpAtStart: true, paused: true)
             // Published before a crash, never applied locally.
             let table = try #require(config.table(named: "cart"))
             let event = try RowState(table: table, key: Self.cart)
@@ -88,13 +86,13 @@ struct OwnWritesTests {
             let report = try await node.writer.publish(event, table: table, to: Topics.changes("us-east-1"))
             let published = SourcePosition(topic: Topics.changes("us-east-1"), partition: report.partition, offset: report.offset)
             var ends = Dictionary(uniqueKeysWithValues: Topics.partitions(of: Topics.changes("us-east-1"), in: config).map {
-                (SourcePartition(topic: $0.topic, partition: $0.partition), Int64(0))
+                (TopicPartition(topic: $0.topic, partition: $0.partition), Int64(0))
             })
             ends[published.partition] = published.offset + 1
             node.writer.catchUp(toOwnLogEnds: ends)
             #expect(node.writer.mayMissOwnEvent(at: published))
 
-            let next = try await Self.incrementWaitingForTheApplier(node, control: control)
+            let next = try await Self.incrementWaitingForTheApplier(node)
             #expect(await node.applier.waitUntilApplied(past: next.position, timeout: .seconds(30)))
             #expect(try await Self.views(node) == 2)
             #expect(!node.writer.mayMissOwnEvent(at: published))
@@ -105,8 +103,7 @@ struct OwnWritesTests {
     @Test("a writer that stopped taking writes refuses replicated tables, not pinned rows; an event past a fence is not applied locally")
     func roleAndFence() async throws {
         try await withExampleDeployment { config, _ in
-            let control = ApplierControl()
-            let node = try await TestNode(region: "us-east-1", config: config, control: control)
+            let node = try await TestNode(region: "us-east-1", config: config)
             let profile: [String: JSONValue] = ["user_id": 7]
             _ = try await node.writer.write(WriteRequest(table: "user_profile", key: profile, operation: .upsert(["bio": "before"])))
 
@@ -116,7 +113,7 @@ struct OwnWritesTests {
                 configuration: KafkaConsumerConfiguration(bootstrapServers: try #require(config.region(id: "us-east-1")?.kafka), groupID: "test-ends"),
                 logger: testLogger("ends"))
             let ends = try await consumer.closing { try await $0.endOffsets(of: partitions, timeout: .seconds(5)) }
-            _ = control.install([FencePoint(epoch: 2, region: "us-east-1", newPrimary: "eu-west-1",
+            _ = node.engine.fences.install([FencePoint(epoch: 2, region: "us-east-1", newPrimary: "eu-west-1",
                                             offsets: Dictionary(uniqueKeysWithValues: ends.map { ($0.key.partition, $0.value) }))])
             do throws(WriteError) {
                 _ = try await node.writer.write(WriteRequest(table: "user_profile", key: profile, operation: .upsert(["bio": "fenced"])))

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -30,8 +31,8 @@ struct RestartTests {
             }
             try await writeBatch(150)
             await waitForReplication([target], positions: receipts.map(\.position))
-            target.applierTask.cancel()
-            try await target.applierTask.value
+            target.engineTask.cancel()
+            try await target.engineTask.value
             #expect(!target.applier.progress.isRunning)
             let stopped = try await target.store.positions()
 

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -53,7 +54,7 @@ struct WriterTests {
                 #expect(await node.applier.waitUntilApplied(past: receipt.position, timeout: .seconds(30)))
             }
             // Every position was taken by the applier; nothing is left to pile up.
-            #expect(node.localApplyLedger.count == 0)
+            #expect(node.engine.localApplyLedger?.count == 0)
             #expect(node.applier.progress.eventsApplied >= 300)
             // The writer's local applies finish before the applier polls most of them.
             #expect(node.applier.progress.eventsAppliedByWriter > 0)

@@ -6,11 +6,12 @@ import Testing
 /// `georep node` processes.
 @Suite("README examples", .serialized)
 struct ReadmeTests {
-    /// The fenced block after the marker `<!-- readme-test: name -->`.
+    /// The fenced block after the marker `<!-- readme-test: name -->` in `docs/http-api.md`,
+    /// where the curl examples of the HTTP API live.
     static func block(_ name: String) throws -> String {
-        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        let marker = try #require(readme.range(of: "<!-- readme-test: \(name) -->"), "README has no block \(name)")
-        let rest = readme[marker.upperBound...]
+        let page = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/http-api.md"), encoding: .utf8)
+        let marker = try #require(page.range(of: "<!-- readme-test: \(name) -->"), "docs/http-api.md has no block \(name)")
+        let rest = page[marker.upperBound...]
         let open = try #require(rest.range(of: "```sh\n"))
         let close = try #require(rest[open.upperBound...].range(of: "```"))
         return String(rest[open.upperBound..<close.lowerBound])

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepModel
 import GeorepStore
@@ -66,7 +67,7 @@ import Testing
             let skipped = outcomes.reduce(0) { $0 + $1.skipped }
             #expect(applied == events.count)
             #expect(skipped == events.count)
-            #expect(try await stores[0].positions() == [SourcePartition(topic: topic, partition: 3): 400])
+            #expect(try await stores[0].positions() == [TopicPartition(topic: topic, partition: 3): 400])
             var total: Int64 = 0
             for row in try await stores[1].snapshot(table: "cart") { total += row["views"]?.intValue ?? 0 }
             #expect(total == 400)
@@ -95,7 +96,7 @@ import Testing
             let outcome = try await store.apply(batch: [SourcedEvent(second, source: SourcePosition(topic: topic, partition: 0, offset: 1))])
             #expect(outcome.changed == 1)
             #expect(try await store.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "Bo")
-            #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 2])
+            #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 2])
             // The first attempt failed at its first update of the offset row (the lock); the
             // second updated it twice (the lock, then the new position).
             #expect(try await scratch.strings("SELECT CAST(last_value AS TEXT) FROM attempts") == [["3"]], "tried twice")

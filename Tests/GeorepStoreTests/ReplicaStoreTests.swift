@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepModel
 import GeorepStore
@@ -27,7 +28,7 @@ import Testing
             ])
             #expect(outcome.changed == 3)
             #expect(outcome.failures.isEmpty)
-            let expected = [SourcePartition(topic: topic, partition: 0): Int64(12), SourcePartition(topic: topic, partition: 2): 6]
+            let expected = [TopicPartition(topic: topic, partition: 0): Int64(12), TopicPartition(topic: topic, partition: 2): 6]
             #expect(outcome.positions == expected)
             #expect(try await store.positions() == expected)
             #expect(try await store.row(table: "user_profile", key: ["user_id": 1]) == ["user_id": 1, "display_name": "Ann2", "bio": nil])
@@ -47,7 +48,7 @@ import Testing
             let replay = try await store.apply(batch: [sourced(upsert(1, "old-but-replayed", at: 300), offset: 6)])
             #expect(replay.skipped == 1)
             #expect(try await store.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "new")
-            #expect(try await store.positions()[SourcePartition(topic: topic, partition: 0)] == 8)
+            #expect(try await store.positions()[TopicPartition(topic: topic, partition: 0)] == 8)
         }
     }
 
@@ -60,7 +61,7 @@ import Testing
             try await first.recordHighWaterMark(HLCTimestamp(millis: 800, logical: 0))
             try await scratch.close(first)
             let reopened = try await scratch.open()
-            #expect(try await reopened.positions() == [SourcePartition(topic: topic, partition: 0): 42])
+            #expect(try await reopened.positions() == [TopicPartition(topic: topic, partition: 0): 42])
             #expect(try await reopened.highWaterMark() == HLCTimestamp(millis: 900, logical: 3))
             #expect(try await reopened.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "Ann")
             // A clock restarted from the stored floor never goes backward.
@@ -84,14 +85,14 @@ import Testing
             }
             #expect(try await store.row(table: "user_profile", key: ["user_id": 1])?["display_name"] == "before")
             #expect(try await store.row(table: "user_profile", key: ["user_id": 2]) == nil)
-            #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 1])
+            #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 1])
             #expect(try await store.highWaterMark() == HLCTimestamp(millis: 100, logical: 0))
             #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).isEmpty)
             // Redelivered after the failure, the batch applies.
             try await scratch.execute(sqlite: "DROP TRIGGER crash", postgres: "DROP TRIGGER crash ON georep_offsets")
             _ = try await store.apply(batch: [sourced(upsert(1, "lost", at: 200), offset: 1), sourced(upsert(2, "lost", at: 201), offset: 2)])
             #expect(try await store.snapshot(table: "user_profile").count == 2)
-            #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 3])
+            #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 3])
         }
     }
 
@@ -122,7 +123,7 @@ import Testing
             #expect(outcome.failures.last?.reason == "unknown table orders")
             #expect(outcome.changed == 2)
             #expect(try await store.snapshot(table: "user_profile").map { $0["user_id"] } == [12, 14])
-            #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 4])
+            #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 4])
             let letters = try await store.claimDeadLetters(limit: 10, lease: .seconds(60))
             #expect(letters.map(\.source?.offset) == [1, 2])
             #expect(letters.first.map { try? ChangeEventCodec.decodeUnvalidated(Data($0.payload)) } == upsert(13, "b", at: 101))
@@ -184,7 +185,7 @@ import Testing
             ])
             #expect(outcome.failures.map(\.index) == [1, 2, 3])
             #expect(outcome.failures.allSatisfy { $0.reason.contains("U+0000") || $0.reason.contains("at most 1024") }, "\(outcome.failures)")
-            #expect(try await store.positions()[SourcePartition(topic: topic, partition: 0)] == 5)
+            #expect(try await store.positions()[TopicPartition(topic: topic, partition: 0)] == 5)
             let rows = try await store.snapshot(table: "cart").map { [$0["cart_id"], $0["note"]] }
             #expect(rows == [["after", "kept too"], ["zz", "kept"]], "\(rows)")
             #expect(try await store.claimDeadLetters(limit: 10, lease: .zero).compactMap(\.source?.offset) == [1, 2, 3])
@@ -253,7 +254,7 @@ import Testing
             #expect(try await store.row(table: "user_profile", key: ["user_id": 7])?["display_name"] == "us",
                     "the row write of the failed event is rolled back with it")
             #expect(try await store.row(table: "user_profile", key: ["user_id": 8])?["display_name"] == "other")
-            #expect(try await store.positions() == [SourcePartition(topic: topic, partition: 0): 3])
+            #expect(try await store.positions() == [TopicPartition(topic: topic, partition: 0): 3])
         }
     }
 

@@ -1,3 +1,4 @@
+public import GeorepLog
 import Foundation
 import GeorepKafka
 public import GeorepModel
@@ -57,8 +58,10 @@ public final class Applier: Sendable {
         /// also how often it looks for letters whose claimer failed or stopped (another process
         /// sharing the store, or an earlier run of this one) and publishes them.
         public var deadLetterLease: Duration = .seconds(30)
-        /// Fence points to enforce and the operator's pause; nil for neither.
-        public var control: ApplierControl?
+        /// The fence points to enforce; nil for none.
+        public var fences: FenceRegistry?
+        /// The operator's pause; nil for none.
+        public var pause: PauseSwitch?
         /// Shared with the node's ``Writer``: the region's events it applied locally are only
         /// recorded as applied, not merged again. Nil: every event is merged.
         public var localApplyLedger: LocalApplyLedger?
@@ -74,7 +77,8 @@ public final class Applier: Sendable {
     private let decoder: RecordDecoder
     private let settings: Settings
     private let logger: Logger
-    private let waiters = ProgressWaiters()
+    /// The progress, which readers and writers wait on.
+    private let waiters = Condition(ApplierProgress())
     private let isStopping = Atomic<Bool>(false)
     /// The source partitions, by the bootstrap servers of the cluster that holds them.
     private let partitionsByCluster: [String: [TopicPartition]]
@@ -92,7 +96,7 @@ public final class Applier: Sendable {
         self.region = region
         self.config = config
         self.store = store
-        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock, control: settings.control)
+        self.decoder = RecordDecoder(codec: ChangeEventCodec(config: config), clock: clock, fences: settings.fences)
         self.settings = settings
         self.logger = logger
         self.ownCluster = own.kafka
@@ -112,33 +116,24 @@ public final class Applier: Sendable {
     }
 
     /// The applier's progress now.
-    public var progress: ApplierProgress { waiters.progress }
+    public var progress: ApplierProgress { waiters.value }
 
     /// Returns once the event at `position` is applied (or dead-lettered), without polling.
     ///
     /// - Throws: `CancellationError` when the calling task is cancelled first.
     public func waitUntilApplied(past position: SourcePosition) async throws {
-        try await waiters.wait(past: position)
+        try await waiters.wait { $0.isApplied(position) }
     }
 
     /// Waits at most `timeout` for the event at `position` to be applied; returns whether it is.
     public func waitUntilApplied(past position: SourcePosition, timeout: Duration) async -> Bool {
-        let reached = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await self.waitUntilApplied(past: position)) != nil }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        return reached || progress.isApplied(position)
+        await waiters.wait(until: { $0.isApplied(position) }, timeout: timeout)
     }
 
     /// Asks ``run()`` to return after the batch in progress (as cancelling its task does).
     public func stop() {
         isStopping.store(true, ordering: .relaxed)
+        settings.pause?.wakeAll()
     }
 
     /// Consumes and applies until cancelled or stopped, then closes its Kafka clients.
@@ -146,7 +141,7 @@ public final class Applier: Sendable {
     /// - Important: call once per applier.
     /// - Throws: ``ApplierError`` when the store or Kafka fails beyond recovery.
     public func run() async throws(ApplierError) {
-        let positions: [SourcePartition: Int64]
+        let positions: [TopicPartition: Int64]
         do {
             positions = try await store.positions()
         } catch {
@@ -180,7 +175,7 @@ public final class Applier: Sendable {
                 let consumer = try makeConsumer(cluster: cluster)
                 consumers.append((consumer, partitions))
                 try await consumer.assign(partitions.map { partition in
-                    let next = positions[SourcePartition(topic: partition.topic, partition: partition.partition)]
+                    let next = positions[TopicPartition(topic: partition.topic, partition: partition.partition)]
                     return TopicPartitionOffset(partition, offset: next.map { KafkaOffset($0) } ?? .beginning)
                 })
             }
@@ -245,7 +240,7 @@ public final class Applier: Sendable {
     ///
     /// Runs on the consumer's polling thread, which may block: it waits for the store.
     private func startPositions(of partitions: [TopicPartition]) -> [TopicPartition: KafkaOffset] {
-        let stored = BlockingResult<[SourcePartition: Int64]>()
+        let stored = BlockingResult<[TopicPartition: Int64]>()
         let store = store
         Task { stored.set(try? await store.positions()) }
         guard let positions = stored.wait() else {
@@ -253,9 +248,9 @@ public final class Applier: Sendable {
             return [:]
         }
         var starts: [TopicPartition: KafkaOffset] = [:]
-        var applied: [SourcePartition: Int64] = [:]
+        var applied: [TopicPartition: Int64] = [:]
         for partition in partitions {
-            let source = SourcePartition(topic: partition.topic, partition: partition.partition)
+            let source = TopicPartition(topic: partition.topic, partition: partition.partition)
             starts[partition] = positions[source].map { KafkaOffset($0) } ?? .beginning
             applied[source] = positions[source] ?? 0
         }
@@ -267,6 +262,12 @@ public final class Applier: Sendable {
     }
 
     private var shouldStop: Bool { Task.isCancelled || isStopping.load(ordering: .relaxed) }
+
+    /// Returns once the operator's pause is off, or the applier is stopping.
+    private func waitWhilePaused() async {
+        guard let pause = settings.pause else { return }
+        while pause.isPaused, !shouldStop { await pause.waitForChange() }
+    }
 
     /// The loop of one consumer: poll, decode, apply, repeat until stopped.
     ///
@@ -282,7 +283,7 @@ public final class Applier: Sendable {
                 isApplying = false
             }
             while !shouldStop {
-                await settings.control?.waitWhilePaused { shouldStop }
+                await waitWhilePaused()
                 let messages: [KafkaMessage]
                 do throws(KafkaError) {
                     messages = try await consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
@@ -300,7 +301,7 @@ public final class Applier: Sendable {
                 }
                 guard !messages.isEmpty else { continue }
                 // A batch polled while a pause began waits too: nothing is applied once paused.
-                await settings.control?.waitWhilePaused { shouldStop }
+                await waitWhilePaused()
                 if shouldStop { break }
                 let batch = decode(messages)
                 try await finishApplying()
@@ -343,7 +344,7 @@ public final class Applier: Sendable {
             let position = message.sourcePosition
             // Past a fence point the writer's local apply may have raced the fence: decode, so that
             // the fence is checked against the event's epoch.
-            if let hlc = appliedByWriter[position], settings.control?.isPastFencePoint(position) != true {
+            if let hlc = appliedByWriter[position], settings.fences?.isPastFencePoint(position) != true {
                 batch.alreadyApplied.append(position)
                 batch.highestHLC = max(batch.highestHLC, hlc)
                 continue
@@ -410,7 +411,7 @@ public final class Applier: Sendable {
         let applied = progress.appliedOffsets
         var lost: [LostRange] = []
         for partition in partitions {
-            let source = SourcePartition(topic: partition.topic, partition: partition.partition)
+            let source = TopicPartition(topic: partition.topic, partition: partition.partition)
             guard let marks = try? await consumer.watermarks(topic: partition.topic, partition: partition.partition) else { continue }
             let next = applied[source] ?? 0
             if next < marks.low {

@@ -1,10 +1,11 @@
+public import GeorepLog
 public import GeorepModel
 
 /// How far an ``Applier`` has got: the figures behind lag, metrics and read-your-writes.
 public struct ApplierProgress: Sendable, Hashable {
     /// The next offset to apply per source partition (every offset below it is applied or
     /// dead-lettered), starting from the store's positions.
-    public var appliedOffsets: [SourcePartition: Int64] = [:]
+    public var appliedOffsets: [TopicPartition: Int64] = [:]
     /// The highest HLC among the events applied since start.
     public var lastAppliedHLC: HLCTimestamp = .zero
     /// Events applied since start (changed or not).
@@ -39,14 +40,14 @@ public struct ApplierProgress: Sendable, Hashable {
 /// Offsets of a partition that left the log before they were applied.
 public struct LostRange: Sendable, Hashable, CustomStringConvertible {
     /// The partition.
-    public var partition: SourcePartition
+    public var partition: TopicPartition
     /// The first lost offset.
     public var from: Int64
     /// The first offset still in the log (exclusive end of the loss).
     public var upTo: Int64
 
     /// Makes a range.
-    public init(partition: SourcePartition, from: Int64, upTo: Int64) {
+    public init(partition: TopicPartition, from: Int64, upTo: Int64) {
         self.partition = partition
         self.from = from
         self.upTo = upTo

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepKafka
 import GeorepModel
@@ -34,7 +35,7 @@ struct DeadLetterPublisher: Sendable {
 
     let topic: String
     let producer: KafkaProducer
-    let store: any ReplicaStore
+    let store: any DeadLetterStore
     let logger: Logger
     /// How long the letters taken from the store are this publisher's alone (see
     /// `ReplicaStore.claimDeadLetters(limit:lease:)`); longer than publishing them takes.

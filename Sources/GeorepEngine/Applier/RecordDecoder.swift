@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepKafka
 import GeorepModel
@@ -6,7 +7,7 @@ import GeorepModel
 struct RecordDecoder: Sendable {
     let codec: ChangeEventCodec
     let clock: HybridLogicalClock
-    var control: ApplierControl?
+    var fences: FenceRegistry?
 
     /// The region whose log `topic` is, with whether it is a pinned topic; nil for a foreign topic.
     static func sourceRegion(of topic: String) -> (region: String, isPinned: Bool)? {
@@ -64,7 +65,7 @@ struct RecordDecoder: Sendable {
                     : "table \(event.table) is not region-pinned: its events belong on \(Topics.changes(region)), not \(message.topic)")
             }
         }
-        if let reason = control?.fenceRefusal(of: event, at: message.sourcePosition) {
+        if let reason = fences?.refusal(of: event, at: message.sourcePosition) {
             return refuse(reason)
         }
         // Past this node's wall clock or not: an event every region applies moves every clock.

@@ -1,3 +1,4 @@
+import GeorepLog
 public import GeorepKafka
 public import GeorepModel
 public import GeorepStore
@@ -15,7 +16,7 @@ public import GeorepStore
 public final class PinnedHomes: Sendable {
     /// The region whose node claims rows.
     public let region: String
-    private let store: any ReplicaStore
+    private let store: any PinnedDirectory
     private let clock: HybridLogicalClock
     private let producer: KafkaProducer
     private let follower: Applier
@@ -29,7 +30,7 @@ public final class PinnedHomes: Sendable {
     /// the control cluster, `config.controlCluster`) and are learned through `follower`; while
     /// `clockGuard` refuses, no claim is stamped (as no write is).
     public init(
-        region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock, producer: KafkaProducer,
+        region: String, config: GeorepConfig, store: any PinnedDirectory, clock: HybridLogicalClock, producer: KafkaProducer,
         follower: Applier, clockGuard: ClockGuard? = nil
     ) {
         self.region = region

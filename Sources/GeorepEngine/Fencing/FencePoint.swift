@@ -1,3 +1,4 @@
+public import GeorepLog
 public import GeorepModel
 
 /// Where a failover fenced an old primary (SPEC §5): events of its topic with an older epoch

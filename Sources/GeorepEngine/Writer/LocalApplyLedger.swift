@@ -1,3 +1,4 @@
+import GeorepLog
 import GeorepModel
 import Synchronization
 
@@ -16,9 +17,9 @@ public final class LocalApplyLedger: Sendable {
     private struct State {
         /// Offsets the writer applied that the applier has not reached, with their events'
         /// HLCs (the applier's progress counts them without decoding the events), by partition.
-        var appliedByWriter: [SourcePartition: [Int64: HLCTimestamp]] = [:]
+        var appliedByWriter: [TopicPartition: [Int64: HLCTimestamp]] = [:]
         /// The next offset the applier has yet to commit, by partition.
-        var applierNext: [SourcePartition: Int64] = [:]
+        var applierNext: [TopicPartition: Int64] = [:]
     }
 
     private let state = Mutex(State())
@@ -59,7 +60,7 @@ public final class LocalApplyLedger: Sendable {
     }
 
     /// Records the applier's committed next offsets, forgetting the writer's applies below them.
-    func applierCommitted(_ next: [SourcePartition: Int64]) {
+    func applierCommitted(_ next: [TopicPartition: Int64]) {
         state.withLock { state in
             for (partition, offset) in next {
                 state.applierNext[partition] = max(state.applierNext[partition] ?? 0, offset)

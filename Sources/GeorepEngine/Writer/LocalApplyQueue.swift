@@ -28,16 +28,11 @@ final class LocalApplyQueue: Sendable {
         let continuation: CheckedContinuation<Turn, Never>
     }
 
-    private struct State {
-        var queued: [Waiter] = []
-        var isApplying = false
-    }
-
-    private let store: any ReplicaStore
+    private let store: any EventStore
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = Mutex(GroupCommitState<Waiter>(maxGroupSize: LocalApplyQueue.maxGroupSize))
 
-    init(store: any ReplicaStore, logger: Logger) {
+    init(store: any EventStore, logger: Logger) {
         self.store = store
         self.logger = logger
     }
@@ -47,15 +42,7 @@ final class LocalApplyQueue: Sendable {
     func apply(_ event: ChangeEvent) async -> Bool {
         let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
             let waiter = Waiter(event: event, continuation: continuation)
-            let leads = state.withLock { state in
-                if state.isApplying {
-                    state.queued.append(waiter)
-                    return false
-                }
-                state.isApplying = true
-                return true
-            }
-            if leads { continuation.resume(returning: .lead([waiter])) }
+            if state.withLock({ $0.arrive(waiter) }) { continuation.resume(returning: .lead([waiter])) }
         }
         let group: [Waiter]
         switch turn {
@@ -63,15 +50,7 @@ final class LocalApplyQueue: Sendable {
         case let .lead(waiters): group = waiters
         }
         let failed = await applyTogether(group.map(\.event))
-        let next = state.withLock { state -> [Waiter]? in
-            guard !state.queued.isEmpty else {
-                state.isApplying = false
-                return nil
-            }
-            let taken = Array(state.queued.prefix(Self.maxGroupSize))
-            state.queued.removeFirst(taken.count)
-            return taken
-        }
+        let next = state.withLock { $0.finishTransaction() }
         for (index, waiter) in group.enumerated().dropFirst() {
             waiter.continuation.resume(returning: .done(isApplied: !failed.contains(index)))
         }
@@ -94,5 +73,40 @@ final class LocalApplyQueue: Sendable {
                          metadata: ["error": "\(error)", "events": "\(events.count)"])
             return Set(events.indices)
         }
+    }
+}
+
+/// The state of a ``LocalApplyQueue`` as a plain value: whether a transaction runs and who
+/// queues for the next one. Its methods say who leads next.
+struct GroupCommitState<Waiter> {
+    /// The most callers one transaction applies.
+    let maxGroupSize: Int
+    private(set) var queued: [Waiter] = []
+    private(set) var isApplying = false
+
+    init(maxGroupSize: Int) {
+        self.maxGroupSize = maxGroupSize
+    }
+
+    /// A caller arrives: true when no transaction runs (it leads one now); else it queues.
+    mutating func arrive(_ waiter: Waiter) -> Bool {
+        if isApplying {
+            queued.append(waiter)
+            return false
+        }
+        isApplying = true
+        return true
+    }
+
+    /// The running transaction is done: returns the next group (its first member leads it,
+    /// at most ``maxGroupSize``, in arrival order), or nil when nobody queued (none runs now).
+    mutating func finishTransaction() -> [Waiter]? {
+        guard !queued.isEmpty else {
+            isApplying = false
+            return nil
+        }
+        let group = Array(queued.prefix(maxGroupSize))
+        queued.removeFirst(group.count)
+        return group
     }
 }

@@ -1,3 +1,4 @@
+public import GeorepLog
 public import GeorepModel
 
 /// A write a client asks a region's node for: one operation on one row (SPEC §6).

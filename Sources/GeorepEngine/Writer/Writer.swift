@@ -1,8 +1,9 @@
+public import GeorepLog
 import Foundation
 public import GeorepKafka
 public import GeorepModel
-public import GeorepStore
-public import Logging
+import GeorepStore
+import Logging
 import Synchronization
 
 /// Turns client requests into change events of one region and publishes them (SPEC §1, §5).
@@ -30,11 +31,13 @@ import Synchronization
 ///
 /// Events of replicated tables carry the writer's epoch, the fencing token of a failover: the
 /// epoch and whether the node takes such writes (``updateRole(epoch:acceptsWrites:)``) are read
-/// together when an event is built, and an acknowledged event past a fence point (``ApplierControl``)
+/// together when an event is built, and an acknowledged event past a fence point (``FenceRegistry``)
 /// is not applied locally, as every region refuses it.
 ///
+/// A ``RegionEngine`` makes a region's writer, wired to its applier.
+///
 /// - Important: Several writers for one region must not share a counter slot; give each
-///   node of a region its own writer id in ``init(region:config:store:clock:producer:epoch:acceptsWrites:writerID:localApplyLedger:control:catchesUpAtStart:clockGuard:logger:)``.
+///   process of a region its own writer id (``RegionEngine/Settings/writerID``).
 public final class Writer: Sendable {
     /// The region whose topic this writer publishes to.
     public let region: String
@@ -45,11 +48,11 @@ public final class Writer: Sendable {
     let writerID: String?
     private let role: Mutex<(epoch: UInt64, acceptsWrites: Bool)>
     /// Writes of replicated tables between building their event and returning.
-    private let writesInFlight = Atomic<Int>(0)
+    private let writesInFlight = Condition(0)
     private let unstored: UnstoredWrites
-    private let control: ApplierControl?
+    private let fences: FenceRegistry?
     private let rows = KeyedSerializer()
-    private let published = Mutex<[SourcePartition: Int64]>([:])
+    private let published = Mutex<[TopicPartition: Int64]>([:])
     private let localApplies: LocalApplyQueue
     private let localApplyLedger: LocalApplyLedger?
     private let clockGuard: ClockGuard?
@@ -66,15 +69,16 @@ public final class Writer: Sendable {
     ///   - writerID: the counter slot; nil for the region's own slot (one writer per region).
     ///   - localApplyLedger: shared with the node's applier (``Applier/Settings/localApplyLedger``)
     ///     so that each of the region's events is merged into the store once; nil: twice.
-    ///   - control: the fence points the node's applier enforces; nil for none.
+    ///   - fences: the fence points the node's applier enforces; nil for none.
+    ///   - storeProgress: tells when the store holds an event of the region's own log (the applier's progress).
     ///   - catchesUpAtStart: writes wait until ``catchUp(toOwnLogEnds:)`` is told the ends of the
     ///     region's own topics and the store holds them (a node's restart); false: they do not.
     ///   - clockGuard: refuses writes while the node's clock is too far from the other regions'; nil: never.
-    public init(
+    init(
         region: String, config: GeorepConfig, store: any ReplicaStore, clock: HybridLogicalClock,
         producer: KafkaProducer, epoch: UInt64, acceptsWrites: Bool = true, writerID: String? = nil,
-        localApplyLedger: LocalApplyLedger? = nil, control: ApplierControl? = nil, catchesUpAtStart: Bool = false,
-        clockGuard: ClockGuard? = nil, logger: Logger
+        localApplyLedger: LocalApplyLedger? = nil, fences: FenceRegistry? = nil, storeProgress: any StoreProgress,
+        catchesUpAtStart: Bool = false, clockGuard: ClockGuard? = nil, logger: Logger
     ) {
         self.region = region
         self.config = config
@@ -85,8 +89,8 @@ public final class Writer: Sendable {
         self.role = Mutex((epoch, acceptsWrites))
         self.localApplies = LocalApplyQueue(store: store, logger: logger)
         self.localApplyLedger = localApplyLedger
-        self.unstored = UnstoredWrites(store: store, catchesUpAtStart: catchesUpAtStart)
-        self.control = control
+        self.unstored = UnstoredWrites(progress: storeProgress, catchesUpAtStart: catchesUpAtStart)
+        self.fences = fences
         self.clockGuard = clockGuard
         self.logger = logger
     }
@@ -105,7 +109,7 @@ public final class Writer: Sendable {
     }
 
     /// Tells a writer made with `catchesUpAtStart` the ends of its region's own topics at start.
-    public func catchUp(toOwnLogEnds ends: [SourcePartition: Int64]) {
+    public func catchUp(toOwnLogEnds ends: [TopicPartition: Int64]) {
         unstored.setStartEnds(ends)
     }
 
@@ -118,12 +122,7 @@ public final class Writer: Sendable {
     /// Returns once no write of a replicated table is between building its event and returning,
     /// or after `timeout` (returning false).
     public func waitForWritesInFlight(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while writesInFlight.load(ordering: .acquiring) > 0 {
-            guard ContinuousClock.now < deadline else { return false }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return true
+        await writesInFlight.wait(until: { $0 == 0 }, timeout: timeout)
     }
 
     /// Publishes the event for `request`, waits for Kafka's acknowledgement, applies it
@@ -159,8 +158,8 @@ public final class Writer: Sendable {
             throw .store(String(describing: error))
         }
         let isReplicated = table.merge != .pinned
-        if isReplicated { writesInFlight.add(1, ordering: .releasing) }
-        defer { if isReplicated { writesInFlight.subtract(1, ordering: .releasing) } }
+        if isReplicated { writesInFlight.update { $0 += 1 } }
+        defer { if isReplicated { writesInFlight.update { $0 -= 1 } } }
         let event = try makeEvent(request, row: row, isReplicated: isReplicated)
         let topic = isReplicated ? Topics.changes(region) : Topics.pinned(region)
         let report = try await publish(event, table: table, to: topic)
@@ -169,7 +168,7 @@ public final class Writer: Sendable {
             // a duplicate (the development broker does so even when it never stored the first
             // try). Whether the event is in the log is not known: the write is not acknowledged,
             // and the row's next event waits for what the log holds up to here.
-            let partition = SourcePartition(topic: topic, partition: report.partition)
+            let partition = TopicPartition(topic: topic, partition: report.partition)
             unstored.localApplyFailed(key: key, at: SourcePosition(
                 topic: topic, partition: report.partition, offset: (lastPublishedOffset(partition) ?? -1) + 1))
             logger.warning("Kafka acknowledged an event without its offset; answered as not acknowledged", metadata: ["partition": "\(partition)"])
@@ -177,7 +176,7 @@ public final class Writer: Sendable {
                 message: "the event was reported delivered without its place in the log, so whether it took effect is not known; retry", isRetriable: true))
         }
         let position = SourcePosition(topic: topic, partition: report.partition, offset: report.offset)
-        if let refusal = control?.fenceRefusal(of: event, at: position) {
+        if let refusal = fences?.refusal(of: event, at: position) {
             // Every region's applier, this one's included, refuses it to the dead-letter topic.
             logger.warning("an acknowledged write is past a fence point; not applied", metadata: ["position": "\(position)", "reason": .string(refusal)])
             throw .fenced(refusal)
@@ -198,7 +197,7 @@ public final class Writer: Sendable {
     /// what an application's own producer does (the applier applies it from the log).
     public func publish(_ event: ChangeEvent, table: TableSchema, to topic: String) async throws(WriteError) -> KafkaDeliveryReport {
         let report = try await Self.send(event, table: table, to: topic, through: producer)
-        let partition = SourcePartition(topic: topic, partition: report.partition)
+        let partition = TopicPartition(topic: topic, partition: report.partition)
         published.withLock { $0[partition] = max($0[partition] ?? -1, report.offset) }
         return report
     }
@@ -233,7 +232,7 @@ public final class Writer: Sendable {
     /// The highest offset this writer has published to `partition`, noted as soon as Kafka
     /// acknowledged it, before the write is applied to the local store: a read that sees a local
     /// write is never described by a lower position.
-    public func lastPublishedOffset(_ partition: SourcePartition) -> Int64? {
+    public func lastPublishedOffset(_ partition: TopicPartition) -> Int64? {
         published.withLock { $0[partition] }
     }
 

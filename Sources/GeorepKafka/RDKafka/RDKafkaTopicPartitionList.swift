@@ -1,4 +1,5 @@
 internal import CRDKafka
+import GeorepLog
 
 /// Conversions between our partition values and `rd_kafka_topic_partition_list_t`.
 enum RDKafkaTopicPartitionList {

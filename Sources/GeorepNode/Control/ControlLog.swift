@@ -1,3 +1,4 @@
+public import GeorepLog
 import Foundation
 import GeorepEngine
 public import GeorepKafka

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -20,7 +21,7 @@ struct FencedRowRepair {
     let region: String
     let config: GeorepConfig
     let store: any ReplicaStore
-    let control: ApplierControl
+    let fences: FenceRegistry
     let logger: Logger
 
     /// Rebuilds the rows touched past `fence`; returns how many rows were rebuilt.
@@ -41,7 +42,7 @@ struct FencedRowRepair {
             // Region-pinned rows live in the pinned topic, which no fence concerns (their homes
             // are claimed in georep.directory).
             guard let value = message.value, let event = try? codec.decode(value, logTimestampMillis: nil),
-                  control.fenceRefusal(of: event, at: Self.position(of: message)) != nil,
+                  fences.refusal(of: event, at: Self.position(of: message)) != nil,
                   let table = config.table(named: event.table), table.merge != .pinned else { return }
             touched[table.kafkaKey(for: event.key)] = (event.table, event.key)
         }
@@ -71,7 +72,7 @@ struct FencedRowRepair {
             try await read(cluster: cluster, from: starts) { message in
                 guard let key = message.key.map({ String(decoding: $0, as: UTF8.self) }), touched[key] != nil,
                       let value = message.value, let event = try? codec.decode(value, logTimestampMillis: nil),
-                      control.fenceRefusal(of: event, at: Self.position(of: message)) == nil
+                      fences.refusal(of: event, at: Self.position(of: message)) == nil
                 else { return }
                 events.append(SourcedEvent(event))
             }

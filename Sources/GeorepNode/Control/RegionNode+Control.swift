@@ -10,19 +10,19 @@ extension RegionNode {
     /// Applies what the control topic says: installs its fence points in the applier and
     /// switches to the role it gives this region (a failover or a drain).
     func apply(_ state: ControlState) async {
-        let newFences = state.fences.filter { !applierControl.fences.contains($0) }
-        if applierControl.install(state.fences) {
+        let newFences = state.fences.filter { !engine.fences.fences.contains($0) }
+        if engine.fences.install(state.fences) {
             logger.notice("fence points installed", metadata: ["fences": "\(state.fences.map(\.description))"])
         }
         await adopt(role(under: state), because: "role changed by \(Topics.control)")
         for fence in newFences where fence.region == region {
             // Writes whose events were built before the role changed reach the log (and are
             // refused locally when past the fence point) before the rows are rebuilt.
-            if await !writer.waitForWritesInFlight(timeout: .seconds(30)) {
+            if await !engine.writer.waitForWritesInFlight(timeout: .seconds(30)) {
                 logger.warning("writes built before the fence are still waiting for Kafka after 30 s; rebuilding the rows anyway")
             }
             // A rebuild that failed after discarding rows leaves them missing: try it again.
-            let repair = FencedRowRepair(region: region, config: config, store: store, control: applierControl, logger: logger)
+            let repair = FencedRowRepair(region: region, config: config, store: store, fences: engine.fences, logger: logger)
             for attempt in 1...Self.repairAttempts {
                 do {
                     _ = try await repair.run(fence: fence)

@@ -39,7 +39,7 @@ struct APIError: Error, CustomStringConvertible {
     var response: Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        if let servedBy { headers[HTTPField.Name("georep-served-by")!] = servedBy }
+        if let servedBy { headers[.georepServedBy] = servedBy }
         if let allow { headers[.allow] = allow }
         let body = JSONValue.object(["error": .string(message)]).jsonText
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))

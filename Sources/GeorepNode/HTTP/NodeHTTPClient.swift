@@ -19,9 +19,9 @@ public final class NodeHTTPClient: Sendable {
         public var headers: [String: String]
 
         /// The `georep-token` response header.
-        public var token: String? { headers["georep-token"] }
+        public var token: String? { headers[GeorepHTTPHeader.token] }
         /// The `georep-served-by` response header.
-        public var servedBy: String? { headers["georep-served-by"] }
+        public var servedBy: String? { headers[GeorepHTTPHeader.servedBy] }
         /// The `error` member of a JSON error body.
         public var error: String? { json?.objectValue?["error"]?.stringValue }
     }

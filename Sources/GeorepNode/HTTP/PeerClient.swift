@@ -4,10 +4,6 @@ import GeorepModel
 /// Sends requests to other regions' nodes: writes forwarded to the primary, reads served by a
 /// token's origin region, requests of region-pinned rows routed to their home region.
 final class PeerClient: Sendable {
-    /// Marks a request forwarded by a node, with the forwarding region: the receiving node
-    /// serves it itself and never forwards it again (no loops).
-    static let forwardedHeader = "georep-forwarded-by"
-
     private let config: GeorepConfig
     private let client: NodeHTTPClient
 
@@ -22,7 +18,7 @@ final class PeerClient: Sendable {
     ) async throws -> NodeHTTPClient.Reply {
         guard let target = config.region(id: region) else { throw PeerError(region: region, problem: "is not in the configuration") }
         var fields = Dictionary(headers, uniquingKeysWith: { first, _ in first })
-        fields[Self.forwardedHeader] = origin
+        fields[GeorepHTTPHeader.forwardedBy] = origin
         do {
             return try await client.send(method, target.http, path, body: body, headers: fields)
         } catch {

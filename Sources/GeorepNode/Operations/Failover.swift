@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 public import GeorepEngine
 import GeorepKafka
@@ -169,7 +170,7 @@ public struct Failover: Sendable {
         var isPlanned = false
         if await status(of: old) != nil {
             try await publish(writer, [RegionControlRecord(region: old, isPrimary: true, isAcceptingWrites: false, epoch: epoch)])
-            if await waitFor(old, timeout: options.drainTimeout, until: { $0["accepting_writes"] == .bool(false) }) {
+            if await waitFor(old, timeout: options.drainTimeout, until: { !$0.acceptingWrites }) {
                 isPlanned = true
                 step("stop writes at \(oldID)")
             } else {
@@ -191,7 +192,7 @@ public struct Failover: Sendable {
             // The old primary's whole cluster may be down: fence at the end offsets the target
             // saw last; anything the old primary wrote after them is fenced (refused, not lost).
             guard !isPlanned, let status = await status(of: target) else { throw error }
-            fenceOffsets = Self.offsets(status, topic: Topics.changes(oldID), field: "end")
+            fenceOffsets = status.ends(Topics.changes(oldID))
             guard fenceOffsets.count == max(1, config.partitions) else {
                 throw .unavailable("\(error); and \(target.id) has not seen them either: no fence point can be set")
             }
@@ -203,7 +204,7 @@ public struct Failover: Sendable {
         var unapplied: [Unapplied] = []
         if isPlanned {
             let reached = await waitFor(target, timeout: options.catchUpTimeout) { status in
-                let applied = Self.applied(status, topic: Topics.changes(oldID))
+                let applied = status.applied(Topics.changes(oldID))
                 return fenceOffsets.allSatisfy { applied[$0.key] ?? 0 >= $0.value }
             }
             guard reached else {
@@ -213,7 +214,7 @@ public struct Failover: Sendable {
             step("\(target.id) applied everything \(oldID) wrote")
         } else {
             guard let status = await status(of: target) else { throw .unavailable("the target \(target.id) stopped answering") }
-            let applied = Self.applied(status, topic: Topics.changes(oldID))
+            let applied = status.applied(Topics.changes(oldID))
             unapplied = fenceOffsets.sorted { $0.key < $1.key }.compactMap { partition, end in
                 let from = applied[partition] ?? 0
                 return from < end ? Unapplied(partition: partition, from: from, upTo: end) : nil
@@ -225,7 +226,8 @@ public struct Failover: Sendable {
             // who can be asked: a sample that old counts as lag too.
             var lagMillis: Int64 = 0
             if records > 0 || isTargetsView {
-                lagMillis = max(Self.sourceField(status, source: oldID, field: "lag_ms"), Self.sourceField(status, source: oldID, field: "ends_age_ms"))
+                // No sample of the old primary: unknown, so more than any allowed loss.
+                lagMillis = status.lag(from: oldID).map { max($0.lagMillis, $0.endsAgeMillis) } ?? .max
             }
             let lagText = lagMillis == .max ? "an unknown time (no lag sample)" : "\(lagMillis) ms"
             step("lag of \(target.id) behind \(oldID): \(records) events, \(lagText)")
@@ -260,7 +262,7 @@ public struct Failover: Sendable {
         }
         step("write promotion and fence (epoch \(newEpoch))")
         let confirmed = await waitFor(target, timeout: options.confirmTimeout) {
-            $0["accepting_writes"] == .bool(true) && $0["epoch"]?.intValue == Int64(newEpoch)
+            $0.acceptingWrites && $0.epoch == newEpoch
         }
         guard confirmed else { throw .unavailable("\(target.id) did not confirm its promotion within \(options.confirmTimeout)") }
         step("\(target.id) takes writes")
@@ -280,12 +282,12 @@ public struct Failover: Sendable {
         "  " + name.padding(toLength: max(name.count, 56), withPad: " ", startingAt: 0) + String(format: " %9.1f ms", elapsed.fractionalMilliseconds)
     }
 
-    private func status(of region: RegionConfig) async -> [String: JSONValue]? {
+    private func status(of region: RegionConfig) async -> NodeStatus? {
         guard let reply = try? await http.send("GET", region.http, "/v1/status"), reply.status == 200 else { return nil }
-        return reply.json?.objectValue
+        return NodeStatus.decode(reply.body)
     }
 
-    private func waitFor(_ region: RegionConfig, timeout: Duration, until condition: ([String: JSONValue]) -> Bool) async -> Bool {
+    private func waitFor(_ region: RegionConfig, timeout: Duration, until condition: (NodeStatus) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         repeat {
             if let status = await status(of: region), condition(status) { return true }
@@ -326,32 +328,6 @@ public struct Failover: Sendable {
 
     private func changePartitions(of region: RegionConfig) -> [TopicPartition] {
         Topics.partitions(of: Topics.changes(region.id), in: config)
-    }
-
-    /// The next offsets a node's status reports applied for `topic`, by partition.
-    static func applied(_ status: [String: JSONValue], topic: String) -> [Int32: Int64] {
-        offsets(status, topic: topic, field: "applied")
-    }
-
-    /// A per-partition offset (`applied` or `end`) of `topic` in a node's status.
-    static func offsets(_ status: [String: JSONValue], topic: String, field: String) -> [Int32: Int64] {
-        var result: [Int32: Int64] = [:]
-        for source in status["lag"]?.arrayValue ?? [] {
-            for partition in source.objectValue?["partitions"]?.arrayValue ?? [] {
-                guard let object = partition.objectValue, object["topic"]?.stringValue == topic,
-                      let number = object["partition"]?.intValue, let value = object[field]?.intValue else { continue }
-                result[Int32(number)] = value
-            }
-        }
-        return result
-    }
-
-    /// A number (`lag_ms`, `ends_age_ms`) of the node's lag entry for `source`; `Int64.max`
-    /// when its status has no sample of it (unknown, so more than any allowed loss).
-    static func sourceField(_ status: [String: JSONValue], source: String, field: String) -> Int64 {
-        let entry = (status["lag"]?.arrayValue ?? []).first { $0.objectValue?["source"]?.stringValue == source }
-        guard let entry else { return .max }
-        return entry.objectValue?[field]?.intValue ?? 0
     }
 }
 

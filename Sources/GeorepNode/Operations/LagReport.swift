@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepKafka
@@ -52,17 +53,13 @@ public struct LagReport: Sendable, Codable {
         for target in config.regions {
             do {
                 let reply = try await http.send("GET", target.http, "/v1/status")
-                guard reply.status == 200, let lags = reply.json?.objectValue?["lag"]?.arrayValue else {
+                guard reply.status == 200, let status = NodeStatus.decode(reply.body) else {
                     problems.append("node \(target.id) at \(target.http): status \(reply.status)")
                     continue
                 }
                 var view: [String: (Int64, Int64)] = [:]
-                for lag in lags {
-                    for partition in lag.objectValue?["partitions"]?.arrayValue ?? [] {
-                        guard let object = partition.objectValue, let topic = object["topic"]?.stringValue,
-                              let number = object["partition"]?.intValue, let applied = object["applied"]?.intValue else { continue }
-                        view["\(topic)/\(number)"] = (applied, object["lag_ms"]?.intValue ?? 0)
-                    }
+                for lag in status.lag {
+                    for partition in lag.partitions { view["\(partition.topic)/\(partition.partition)"] = (partition.applied, partition.lagMillis) }
                 }
                 nodeView[target.id] = view
             } catch {

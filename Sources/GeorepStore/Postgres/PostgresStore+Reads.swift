@@ -1,3 +1,4 @@
+public import GeorepLog
 import Foundation
 public import GeorepModel
 import PostgresNIO
@@ -6,11 +7,11 @@ extension PostgresStore {
     // MARK: Reads
 
     /// The stored positions: the next offset to consume per source topic partition.
-    public func positions() async throws -> [SourcePartition: Int64] {
-        var positions: [SourcePartition: Int64] = [:]
+    public func positions() async throws -> [TopicPartition: Int64] {
+        var positions: [TopicPartition: Int64] = [:]
         for try await (topic, partition, offset) in try await client.query("SELECT topic, partition, next_offset FROM georep_offsets", logger: logger)
             .decode((String, Int32, Int64).self) {
-            positions[SourcePartition(topic: topic, partition: partition)] = offset
+            positions[TopicPartition(topic: topic, partition: partition)] = offset
         }
         return positions
     }

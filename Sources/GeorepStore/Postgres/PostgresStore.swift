@@ -1,3 +1,4 @@
+public import GeorepLog
 import Foundation
 public import GeorepModel
 public import Logging
@@ -196,10 +197,10 @@ public final class PostgresStore: ReplicaStore {
     /// Locks the offset rows of `partitions` (creating missing ones) until the transaction
     /// ends, and returns their stored positions: a second applier of the same partitions waits
     /// here, then sees the positions the first one committed.
-    private func lockPositions(_ partitions: [SourcePartition], on connection: PostgresConnection) async throws -> [SourcePartition: Int64] {
+    private func lockPositions(_ partitions: [TopicPartition], on connection: PostgresConnection) async throws -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         let rows = JSONValue.array(partitions.map { ["topic": .string($0.topic), "partition": .int(Int64($0.partition))] })
-        var stored: [SourcePartition: Int64] = [:]
+        var stored: [TopicPartition: Int64] = [:]
         let result = try await connection.query("""
             INSERT INTO georep_offsets (topic, partition, next_offset)
             SELECT topic, partition, 0 FROM json_to_recordset(\(rows.jsonText)::json) AS p(topic text, partition integer)
@@ -207,7 +208,7 @@ public final class PostgresStore: ReplicaStore {
             RETURNING topic, partition, next_offset
             """, logger: logger)
         for try await (topic, partition, offset) in result.decode((String, Int32, Int64).self) {
-            stored[SourcePartition(topic: topic, partition: partition)] = offset
+            stored[TopicPartition(topic: topic, partition: partition)] = offset
         }
         return stored
     }

@@ -1,3 +1,4 @@
+public import GeorepLog
 import Foundation
 public import GeorepModel
 import GRDB
@@ -118,32 +119,17 @@ public final class SQLiteStore: ReplicaStore {
     private struct WriteFailedInBatch: Error {}
 
     private func applyEvents(
-        _ batch: [SourcedEvent], consumed: [SourcePosition], stored: [SourcePartition: Int64], isolatingEachEvent: Bool, in db: Database
+        _ batch: [SourcedEvent], consumed: [SourcePosition], stored: [TopicPartition: Int64], isolatingEachEvent: Bool, in db: Database
     ) throws -> BatchOutcome {
         var outcome = BatchOutcome()
-        var next: [SourcePartition: Int64] = [:]
-        for source in consumed where source.offset >= stored[source.partition] ?? 0 {
-            next[source.partition] = max(next[source.partition] ?? stored[source.partition] ?? 0, source.offset + 1)
-        }
+        var plan = BatchPositions(stored: stored)
+        for source in consumed { plan.consume(source) }
         var highest = HLCTimestamp.zero
         var statements = BatchStatements()
-        // Events come in runs of one partition: its positions are looked up once per run.
-        var run: (partition: SourcePartition, stored: Int64?, next: Int64)?
-        func endRun() {
-            if let run { next[run.partition] = max(next[run.partition] ?? 0, run.next) }
-        }
         for (index, item) in batch.enumerated() {
-            if let source = item.source {
-                if run?.partition != source.partition {
-                    endRun()
-                    let position = stored[source.partition]
-                    run = (source.partition, position, next[source.partition] ?? position ?? 0)
-                }
-                if let position = run!.stored, source.offset < position {
-                    outcome.skipped += 1
-                    continue
-                }
-                run!.next = max(run!.next, source.offset + 1)
+            if let source = item.source, !plan.admit(source) {
+                outcome.skipped += 1
+                continue
             }
             do {
                 let (sql, event) = try prepare(item)
@@ -177,7 +163,7 @@ public final class SQLiteStore: ReplicaStore {
                 }
             }
         }
-        endRun()
+        let next = plan.next
         let savePosition = try db.cachedStatement(sql: """
             INSERT INTO georep_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)
@@ -260,10 +246,10 @@ public final class SQLiteStore: ReplicaStore {
             .execute(arguments: [Int64(bitPattern: timestamp.rawValue)])
     }
 
-    private func loadPositions(_ db: Database) throws -> [SourcePartition: Int64] {
-        var positions: [SourcePartition: Int64] = [:]
+    private func loadPositions(_ db: Database) throws -> [TopicPartition: Int64] {
+        var positions: [TopicPartition: Int64] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT topic, partition, next_offset FROM georep_offsets")) {
-            positions[SourcePartition(topic: row[0], partition: row[1])] = row[2]
+            positions[TopicPartition(topic: row[0], partition: row[1])] = row[2]
         }
         return positions
     }
@@ -285,7 +271,7 @@ public final class SQLiteStore: ReplicaStore {
     // MARK: Reads
 
     /// The stored positions: the next offset to consume per source topic partition.
-    public func positions() async throws -> [SourcePartition: Int64] {
+    public func positions() async throws -> [TopicPartition: Int64] {
         try await pool.read { db in try self.loadPositions(db) }
     }
 

@@ -1,3 +1,4 @@
+import GeorepLog
 import ArgumentParser
 import Foundation
 import GeorepEngine
@@ -100,7 +101,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func waitForReplication(_ deployment: LocalDeployment, outcome: DemoWorkload.Outcome) async throws {
         for region in LocalDeployment.regions {
-            let applier = deployment.nodes[region]!.applier
+            let applier = deployment.nodes[region]!.engine.applier
             for (partition, offset) in outcome.written_positions {
                 let position = SourcePosition(topic: partition.topic, partition: partition.partition, offset: offset)
                 guard await applier.waitUntilApplied(past: position, timeout: .seconds(120)) else {

@@ -17,7 +17,7 @@ struct DemoReport {
         Swift.print("   \(pad("region"))  written  failed  applied  conflicts  dead letters")
         for region in regions {
             let node = deployment.nodes[region]!
-            let progress = node.applier.progress
+            let progress = node.engine.applier.progress
             let conflicts = try await node.store.conflictCount()
             Swift.print("   \(pad(region))  \(column(outcome.written[region] ?? 0, 7))  \(column(outcome.failed[region] ?? 0, 6))  \(column(progress.eventsApplied, 7))  \(column(conflicts, 9))  \(column(progress.deadLetters, 12))")
         }

@@ -1,3 +1,4 @@
+import GeorepLog
 import Foundation
 import GeorepEngine
 import GeorepModel
@@ -15,7 +16,7 @@ final class DemoWorkload: Sendable {
         var failed: [String: Int] = [:]
         var lastFailure: String?
         /// The highest position written per source partition.
-        var written_positions: [SourcePartition: Int64] = [:]
+        var written_positions: [TopicPartition: Int64] = [:]
         /// Sum of all view increments per cart.
         var views: [String: Int64] = [:]
         /// Every item added per cart.
@@ -90,7 +91,7 @@ final class DemoWorkload: Sendable {
             }
         }
         for other in LocalDeployment.regions where other != region {
-            lags.track(position, hlcMillis: HLCTimestamp(rawValue: hlc).millis, applier: deployment.nodes[other]!.applier)
+            lags.track(position, hlcMillis: HLCTimestamp(rawValue: hlc).millis, applier: deployment.nodes[other]!.engine.applier)
         }
     }
 
@@ -101,7 +102,7 @@ final class DemoWorkload: Sendable {
             let done = result
             let elapsed = Int((ContinuousClock.now - start).components.seconds)
             let writes = LocalDeployment.regions.map { "\($0) \(done.written[$0] ?? 0)" }.joined(separator: "  ")
-            let applied = LocalDeployment.regions.map { String(deployment.nodes[$0]!.applier.progress.eventsApplied) }.joined(separator: "/")
+            let applied = LocalDeployment.regions.map { String(deployment.nodes[$0]!.engine.applier.progress.eventsApplied) }.joined(separator: "/")
             let lag = lags.summary()
             let failures = done.failed.values.reduce(0, +)
             print("  [\(String(format: "%3d", elapsed))s] written: \(writes) | applied \(applied) | lag p50 \(lag.p50) p99 \(lag.p99) ms\(failures > 0 ? " | \(failures) failed" : "")")

@@ -13,8 +13,10 @@ import Hummingbird
 /// | `POST /v1/admin/control/resume` | reads it again (and applies what it missed) |
 ///
 /// Each answers the node's state as `{"applier_paused": ..., "control_paused": ...}`.
-extension RegionNode {
-    func addAdminRoutes(to router: Router<BasicRequestContext>) {
+struct AdminController: Sendable {
+    let node: RegionNode
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/admin") { _, _ in self.adminState() }
         router.post("/v1/admin/applier/pause") { request, _ in
             var duration: Duration?
@@ -24,28 +26,28 @@ extension RegionNode {
                 }
                 duration = .milliseconds(Int64(seconds * 1000))
             }
-            self.applierControl.pause(for: duration)
-            self.logger.notice("applier paused by an operator", metadata: ["seconds": "\(duration.map { "\($0)" } ?? "until resumed")"])
+            node.engine.pause.pause(for: duration)
+            node.logger.notice("applier paused by an operator", metadata: ["seconds": "\(duration.map { "\($0)" } ?? "until resumed")"])
             return self.adminState()
         }
         router.post("/v1/admin/applier/resume") { _, _ in
-            self.applierControl.resume()
-            self.logger.notice("applier resumed by an operator")
+            node.engine.pause.resume()
+            node.logger.notice("applier resumed by an operator")
             return self.adminState()
         }
         router.post("/v1/admin/control/pause") { _, _ in
-            self.controlReader.pause()
-            self.logger.notice("control topic reader paused by an operator")
+            node.controlReader.pause()
+            node.logger.notice("control topic reader paused by an operator")
             return self.adminState()
         }
         router.post("/v1/admin/control/resume") { _, _ in
-            self.controlReader.resume()
-            self.logger.notice("control topic reader resumed by an operator")
+            node.controlReader.resume()
+            node.logger.notice("control topic reader resumed by an operator")
             return self.adminState()
         }
     }
 
     private func adminState() -> Response {
-        jsonResponse(["region": .string(region), "applier_paused": .bool(applierControl.isPaused), "control_paused": .bool(controlReader.isPaused)])
+        jsonResponse(["region": .string(node.region), "applier_paused": .bool(node.engine.pause.isPaused), "control_paused": .bool(node.controlReader.isPaused)])
     }
 }
