@@ -85,15 +85,10 @@ struct RequestParsing: Sendable {
         }
         return tokens
     }
-}
 
-/// The write endpoints, by the operation they make.
-enum WriteKind: String, Sendable {
-    case upsert, delete, add, remove, increment
-
-    /// Reads the request body of this kind of write against `table`'s columns.
-    func operation(body: [UInt8], table: TableSchema) throws -> WriteRequest.Operation {
-        if self == .delete { return .delete }
+    /// Reads the body of a write endpoint making `operation` against `table`'s columns.
+    func operation(_ operation: ChangeEvent.Operation, body: [UInt8], table: TableSchema) throws -> WriteRequest.Operation {
+        if operation == .delete { return .delete }
         let object: [String: JSONValue]
         do {
             guard let parsed = try JSONValue.parse(body).objectValue else {
@@ -107,18 +102,18 @@ enum WriteKind: String, Sendable {
         if let column = table.key.first(where: { object[$0] != nil }) {
             throw APIError(.badRequest, "\(column) is a key column of table \(table.name): the path gives it, not the body")
         }
-        switch self {
+        switch operation {
         case .upsert:
             return .upsert(object)
         case .add, .remove:
             var elements: [String: [JSONValue]] = [:]
             for (column, value) in object {
                 guard let array = value.arrayValue else {
-                    throw APIError(.badRequest, "column \(column): \(rawValue) takes an array of elements, not a JSON \(value.typeName)")
+                    throw APIError(.badRequest, "column \(column): \(operation.rawValue) takes an array of elements, not a JSON \(value.typeName)")
                 }
                 elements[column] = array
             }
-            return self == .add ? .add(elements) : .remove(elements)
+            return operation == .add ? .add(elements) : .remove(elements)
         case .increment:
             var deltas: [String: Int64] = [:]
             for (column, value) in object {
@@ -130,6 +125,8 @@ enum WriteKind: String, Sendable {
             return .increment(deltas)
         case .delete:
             return .delete
+        case .locate:
+            throw APIError(.badRequest, "locate is not a write of the API: the node claims a pinned row's home itself")
         }
     }
 }

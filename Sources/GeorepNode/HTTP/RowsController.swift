@@ -27,11 +27,11 @@ struct RowsController: Sendable {
 
     // MARK: - Writes
 
-    private func write(_ request: Request, _ context: BasicRequestContext, _ kind: WriteKind) async throws -> Response {
+    private func write(_ request: Request, _ context: BasicRequestContext, _ kind: ChangeEvent.Operation) async throws -> Response {
         let start = ContinuousClock.now
         let (table, key) = try parsing.target(context)
         let body: [UInt8]? = kind == .delete ? nil : try await parsing.body(of: request)
-        let operation = try kind.operation(body: body ?? [], table: table)
+        let operation = try parsing.operation(kind, body: body ?? [], table: table)
         let user = request.headers[.georepUser]
         let isForwarded = request.headers[.georepForwardedBy] != nil
         if let target = try await node.writeRoute(table: table, key: key, operation: operation, isForwarded: isForwarded) {
