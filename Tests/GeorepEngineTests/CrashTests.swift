@@ -11,7 +11,7 @@ import Glibc
 
 /// An applier in a child process, SIGKILLed at random points and restarted, ends in the
 /// same state as an uninterrupted region.
-@Suite("Applier crashes", .serialized)
+@Suite("Applier crashes", .serialized, .tags(.process), .startsProcesses)
 struct CrashTests {
     /// The `georep` executable built beside the tests.
     static let executable = repositoryRoot.appendingPathComponent(".build/debug/georep")

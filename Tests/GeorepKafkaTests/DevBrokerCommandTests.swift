@@ -3,7 +3,7 @@ import GeorepKafka
 import Testing
 
 /// Runs the built `georep dev-broker` and kcat against each other and against the wrapper.
-@Suite("georep dev-broker with kcat")
+@Suite("georep dev-broker with kcat", .tags(.process), .startsProcesses)
 struct DevBrokerCommandTests {
     /// The `georep` executable built beside the test bundle.
     static var georepExecutable: URL {

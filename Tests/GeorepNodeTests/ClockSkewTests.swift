@@ -6,7 +6,7 @@ import Testing
 
 /// Issue 16: whether an event is applied is decided by the event and the log, never by the
 /// applying node's clock, and a node whose clock is off takes no writes.
-@Suite("clock skew", .serialized)
+@Suite("clock skew", .serialized, .tags(.process), .startsProcesses)
 struct ClockSkewTests {
     /// Reads `path` at every region until all answer the same body (or `timeout`); returns the bodies.
     static func converged(_ deployment: ProcessDeployment, _ client: NodeHTTPClient, _ path: String, timeout: Duration = .seconds(30)) async throws -> [String: String] {

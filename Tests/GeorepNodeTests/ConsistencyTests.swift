@@ -38,7 +38,7 @@ final class Tally: Sendable {
     func fail(_ text: String) { failures.withLock { $0.append(text) } }
 }
 
-@Suite("consistency and routing", .serialized)
+@Suite("consistency and routing", .serialized, .tags(.process), .startsProcesses)
 struct ConsistencyTests {
     @Test("with 80 ms round trips, 1,000 reads at eu-west-1 right after a write at us-east-1 all return the write when they carry its token; without it some are stale")
     func readYourWritesAcrossRegions() async throws {

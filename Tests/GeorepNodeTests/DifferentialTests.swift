@@ -8,7 +8,7 @@ import Testing
 /// on both stores. Generated edge values are written through SQLite and PostgreSQL regions;
 /// every write is refused with a 4xx by every region or reads back byte for byte the same in
 /// every region, and no applier stops.
-@Suite("stores decide the same", .serialized)
+@Suite("stores decide the same", .serialized, .tags(.process), .startsProcesses)
 struct DifferentialTests {
     /// A table with every kind of column, text-keyed.
     static let edgeTable = """

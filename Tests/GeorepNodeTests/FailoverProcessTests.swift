@@ -11,7 +11,7 @@ import Testing
 
 /// Lag monitoring, `georep lag` and `georep failover` against `georep node` and `georep
 /// dev-broker` processes (issue 6).
-@Suite("lag and failover processes", .serialized)
+@Suite("lag and failover processes", .serialized, .tags(.process), .startsProcesses)
 struct FailoverProcessTests {
     static let primaryYAML = "primary: us-east-1"
 

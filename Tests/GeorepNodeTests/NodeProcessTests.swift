@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// Three `georep node` processes and a `georep dev-broker` process, driven over HTTP.
-@Suite("georep node processes", .serialized)
+@Suite("georep node processes", .serialized, .tags(.process), .startsProcesses)
 struct NodeProcessTests {
     /// An acknowledged write whose effect must be visible everywhere afterwards.
     struct Acknowledged: Sendable {
@@ -129,7 +129,7 @@ struct NodeProcessTests {
     }
 }
 
-@Suite("georep tail")
+@Suite("georep tail", .tags(.process), .startsProcesses)
 struct TailCommandTests {
     @Test("georep tail prints each change event decoded on one line, and says why a malformed record is refused")
     func tailPrintsEvents() async throws {

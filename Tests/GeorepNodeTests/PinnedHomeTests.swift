@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// Issue 15 C: one home for every region-pinned row, chosen the same way everywhere.
-@Suite("pinned row homes", .serialized)
+@Suite("pinned row homes", .serialized, .tags(.process), .startsProcesses)
 struct PinnedHomeTests {
     /// What one write was answered.
     struct Answer: Sendable {

@@ -4,7 +4,7 @@ import Testing
 
 /// The README's curl examples, run as printed (only the node ports differ) against three
 /// `georep node` processes.
-@Suite("README examples", .serialized)
+@Suite("README examples", .serialized, .tags(.process), .startsProcesses)
 struct ReadmeTests {
     /// The fenced block after the marker `<!-- readme-test: name -->` in `docs/http-api.md`,
     /// where the curl examples of the HTTP API live.

@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 
 /// Several node processes of one region sharing its partitions and a PostgreSQL store (issue 7).
-@Suite("scale-out", .serialized)
+@Suite("scale-out", .serialized, .tags(.process), .startsProcesses)
 struct ScaleOutTests {
     final class Written: Sendable {
         let tokens = Mutex<[String]>([])

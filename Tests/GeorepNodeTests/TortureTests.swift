@@ -3,7 +3,7 @@ import GeorepTestSupport
 import Testing
 
 /// Issue 16: the fault harness runs from the test suite, every fault kind at least once.
-@Suite("georep torture", .serialized)
+@Suite("georep torture", .serialized, .tags(.process), .startsProcesses)
 struct TortureTests {
     @Test("a short single-primary torture with eu-west-1 on PostgreSQL injects every kind of fault at least once and finds no anomaly")
     func shortRun() async throws {
