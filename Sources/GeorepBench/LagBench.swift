@@ -133,7 +133,7 @@ struct LagBench: AsyncParsableCommand, BrokerBenchmark {
         for node in nodes {
             snapshots.append(try await node.store.snapshot(table: BenchDeployment.table))
             conflicts += try await node.store.conflictCount()
-            try node.store.close()
+            try await node.store.close()
         }
 
         // Report.

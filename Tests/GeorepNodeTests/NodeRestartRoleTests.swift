@@ -45,7 +45,7 @@ struct NodeRestartRoleTests {
                 RegionConfigRecord(regionID: region.id, kafka: region.kafka, http: region.http.description, isPrimary: region.id == "eu-west-1",
                                    isAcceptingWrites: region.id == "eu-west-1", epoch: 2)
             })
-            try store.close()
+            try await store.close()
 
             var settings = RegionNode.Settings()
             settings.followsControlTopic = false  // as if the control topic were unreachable
