@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Waits until the process receives SIGINT or SIGTERM.
 func waitForTerminationSignal() async -> Int32 {
@@ -7,15 +8,20 @@ func waitForTerminationSignal() async -> Int32 {
         let once = OnceResumer(continuation)
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
-            source.setEventHandler { once.resume(signalNumber) }
-            source.resume()
-            retainedSignalSources.append(source)
+            // Made under the lock: a source is not Sendable, so it goes into the guarded list
+            // from where it was made.
+            retainedSignalSources.withLock { sources in
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
+                source.setEventHandler { once.resume(signalNumber) }
+                source.resume()
+                sources.append(source)
+            }
         }
     }
 }
 
-private nonisolated(unsafe) var retainedSignalSources: [any DispatchSourceSignal] = []
+/// The signal sources of ``waitForTerminationSignal()``, kept alive for the process's lifetime.
+private let retainedSignalSources = Mutex<[any DispatchSourceSignal]>([])
 
 private final class OnceResumer: @unchecked Sendable {
     private var continuation: CheckedContinuation<Int32, Never>?
