@@ -112,7 +112,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Test helpers shared by the test targets: scratch PostgreSQL databases.
+        // Test helpers shared by the test targets: scratch PostgreSQL databases, the built executables.
         .target(
             name: "GeorepTestSupport",
             dependencies: [

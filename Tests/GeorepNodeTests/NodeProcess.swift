@@ -1,6 +1,7 @@
 import Foundation
 import GeorepModel
 import GeorepNode
+import GeorepTestSupport
 import GeorepTorture
 import Synchronization
 import Testing
@@ -10,7 +11,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The `georep` executable built beside the test bundle.
-let georepExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("georep")
+let georepExecutable = BuildProducts.georep
 
 /// A child `georep` process whose standard output is read line by line: the fault harness's
 /// ``ChildProcess``, started from the executable built beside the test bundle.
