@@ -118,7 +118,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Test helpers shared by the test targets: scratch PostgreSQL databases.
+        // Test helpers shared by the test targets: scratch PostgreSQL databases, the built executables.
         .target(
             name: "GeorepTestSupport",
             dependencies: [
@@ -128,10 +128,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every `georep` command shares: the common options (log level, logging).
+        .target(
+            name: "GeorepCommandSupport",
+            dependencies: [
+                "GeorepKafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `georep bench`: the benchmarks and their commands.
+        .target(
+            name: "GeorepBench",
+            dependencies: [
+                "GeorepCommandSupport",
+                "GeorepKafka",
+                "GeorepModel",
+                "GeorepStore",
+                "GeorepEngine",
+                "GeorepNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `georep bench apply` times plain SQLite and PostgreSQL loops next to the applier.
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `georep` command.
         .executableTarget(
             name: "georep",
             dependencies: [
+                "GeorepBench",
+                "GeorepCommandSupport",
                 "GeorepKafka",
                 "GeorepModel",
                 "GeorepStore",
@@ -139,9 +169,6 @@ let package = Package(
                 "GeorepNode",
                 "GeorepTorture",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // `georep bench apply` times plain SQLite and PostgreSQL loops next to the applier.
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

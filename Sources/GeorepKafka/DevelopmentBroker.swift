@@ -107,10 +107,29 @@ public final class DevelopmentBroker: Sendable {
         rd_kafka_mock_clear_request_errors(cluster, apiKey)
     }
 
-    /// Stops the brokers and frees the cluster. Blocking: call it off the cooperative pool
-    /// (or from a command's main thread), exactly once, after every client has closed.
-    public func shutdown() {
-        rd_kafka_mock_cluster_destroy(cluster)
-        client.destroy()
+    /// Stops the brokers and frees the cluster, exactly once, after every client has closed.
+    /// The teardown blocks until the cluster's thread has ended, so it runs on a Dispatch
+    /// thread while the caller awaits it, never on Swift's cooperative pool.
+    public func shutdown() async {
+        try? await runBlocking { [self] in
+            rd_kafka_mock_cluster_destroy(cluster)
+            client.destroy()
+        }
+    }
+
+    /// Starts a development broker of `brokers` brokers, runs `body` with it and shuts the
+    /// broker down afterwards, also when `body` throws.
+    public static func with<T>(
+        brokers: Int = 1, logger: Logger = Logger(label: "georep.dev-broker"), _ body: (DevelopmentBroker) async throws -> T
+    ) async throws -> T {
+        let broker = try DevelopmentBroker(brokers: brokers, logger: logger)
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(broker))
+        } catch {
+            result = .failure(error)
+        }
+        await broker.shutdown()
+        return try result.get()
     }
 }

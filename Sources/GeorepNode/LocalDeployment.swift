@@ -81,7 +81,7 @@ public final class LocalDeployment: Sendable {
     public func shutdown() async {
         for node in nodes.values { await node.shutdown() }
         for run in runs { _ = try? await run.value }
-        for broker in brokers.values { broker.shutdown() }
+        for broker in brokers.values { await broker.shutdown() }
     }
 
     /// The demo's configuration file: the example's three tables and three regions, each on

@@ -1,30 +1,6 @@
-import ArgumentParser
 import Dispatch
 import Foundation
-import GeorepKafka
-import Logging
-
-/// Options every command shares.
-struct CommonOptions: ParsableArguments {
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info; warning for the demo).")
-    var logLevel: String?
-
-    /// Sends logs to standard error at the chosen level, `defaultLevel` unless one was given
-    /// (standard output stays for results), and logs the librdkafka version.
-    func bootstrapLogging(label: String, defaultLevel: Logger.Level = .info) throws -> Logger {
-        guard let level = logLevel.map({ Logger.Level(rawValue: $0) }) ?? defaultLevel else {
-            throw ValidationError("unknown log level '\(logLevel ?? "")'")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: label)
-        logger.debug("librdkafka \(Librdkafka.version)")
-        return logger
-    }
-}
+import Synchronization
 
 /// Waits until the process receives SIGINT or SIGTERM.
 func waitForTerminationSignal() async -> Int32 {
@@ -32,15 +8,20 @@ func waitForTerminationSignal() async -> Int32 {
         let once = OnceResumer(continuation)
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
-            source.setEventHandler { once.resume(signalNumber) }
-            source.resume()
-            retainedSignalSources.append(source)
+            // Made under the lock: a source is not Sendable, so it goes into the guarded list
+            // from where it was made.
+            retainedSignalSources.withLock { sources in
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
+                source.setEventHandler { once.resume(signalNumber) }
+                source.resume()
+                sources.append(source)
+            }
         }
     }
 }
 
-private nonisolated(unsafe) var retainedSignalSources: [any DispatchSourceSignal] = []
+/// The signal sources of ``waitForTerminationSignal()``, kept alive for the process's lifetime.
+private let retainedSignalSources = Mutex<[any DispatchSourceSignal]>([])
 
 private final class OnceResumer: @unchecked Sendable {
     private var continuation: CheckedContinuation<Int32, Never>?

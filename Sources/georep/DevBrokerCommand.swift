@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepEngine
 import GeorepKafka
 import GeorepModel
@@ -53,7 +54,7 @@ struct DevBrokerCommand: AsyncParsableCommand {
         )
         let signalNumber = await waitForTerminationSignal()
         logger.info("stopping on signal \(signalNumber)")
-        broker.shutdown()
+        await broker.shutdown()
     }
 
     /// Reads fault commands from standard input on a thread of its own until it ends.

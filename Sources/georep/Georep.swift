@@ -1,4 +1,5 @@
 import ArgumentParser
+import GeorepBench
 
 @main
 struct Georep: AsyncParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GeorepCommandSupport
 import GeorepNode
 import Logging
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GeorepCommandSupport
 import GeorepModel
 import GeorepNode
 import Logging

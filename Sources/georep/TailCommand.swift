@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepEngine
 import GeorepKafka
 import GeorepModel

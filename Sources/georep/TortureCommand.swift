@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepModel
 import GeorepTorture
 

@@ -14,7 +14,7 @@ import Glibc
 @Suite("Applier crashes", .serialized, .tags(.process), .startsProcesses)
 struct CrashTests {
     /// The `georep` executable built beside the tests.
-    static let executable = repositoryRoot.appendingPathComponent(".build/debug/georep")
+    static let executable = BuildProducts.georep
 
     @Test("SIGKILL five times while applying: the final state equals an uninterrupted region's")
     func killedApplierConverges() async throws {

@@ -41,14 +41,14 @@ func exampleConfig(broker: DevelopmentBroker, directory: URL, partitions: Int = 
 
 /// A development broker with every region's change, pinned and dead-letter topics.
 func withRegionsBroker<T>(regions: [String], partitions: Int = 6, _ body: (DevelopmentBroker) async throws -> T) async throws -> T {
-    let broker = try DevelopmentBroker(brokers: 1, logger: testLogger("dev-broker"))
-    for region in regions {
-        try broker.createTopic(Topics.changes(region), partitions: partitions)
-        try broker.createTopic(Topics.pinned(region), partitions: partitions)
-        try broker.createTopic(Topics.deadLetters(region), partitions: 1)
+    try await DevelopmentBroker.with(brokers: 1, logger: testLogger("dev-broker")) { broker in
+        for region in regions {
+            try broker.createTopic(Topics.changes(region), partitions: partitions)
+            try broker.createTopic(Topics.pinned(region), partitions: partitions)
+            try broker.createTopic(Topics.deadLetters(region), partitions: 1)
+        }
+        return try await body(broker)
     }
-    defer { broker.shutdown() }
-    return try await body(broker)
 }
 
 /// The example configuration's regions on one development broker, their stores in a

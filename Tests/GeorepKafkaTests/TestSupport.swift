@@ -17,12 +17,12 @@ func withBroker<T>(
     replicationFactor: Int = 1,
     _ body: (DevelopmentBroker) async throws -> T
 ) async throws -> T {
-    let broker = try DevelopmentBroker(brokers: brokers, logger: testLogger("dev-broker"))
-    for (topic, partitions) in topics {
-        try broker.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor)
+    try await DevelopmentBroker.with(brokers: brokers, logger: testLogger("dev-broker")) { broker in
+        for (topic, partitions) in topics {
+            try broker.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor)
+        }
+        return try await body(broker)
     }
-    defer { broker.shutdown() }
-    return try await body(broker)
 }
 
 func producerConfiguration(_ broker: DevelopmentBroker) -> KafkaProducerConfiguration {

@@ -81,7 +81,7 @@ final class InProcessNode: Sendable {
         await node.shutdown()
         _ = try? await run.value
         try? await client.shutdown()
-        broker.shutdown()
+        await broker.shutdown()
         try? FileManager.default.removeItem(at: directory)
     }
 }

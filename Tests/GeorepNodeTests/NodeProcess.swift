@@ -1,7 +1,9 @@
 import Foundation
 import GeorepModel
 import GeorepNode
+import GeorepTestSupport
 import GeorepTorture
+import Synchronization
 import Testing
 
 /// The repository root, found from this file's path.
@@ -9,7 +11,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The `georep` executable built beside the test bundle.
-let georepExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("georep")
+let georepExecutable = BuildProducts.georep
 
 /// A child `georep` process whose standard output is read line by line: the fault harness's
 /// ``ChildProcess``, started from the executable built beside the test bundle.
@@ -30,7 +32,7 @@ struct ProcessFailure: Error, CustomStringConvertible {
 
 /// A deployment of `georep` processes: a development broker and one node per region of the
 /// example configuration (schemas/examples/georep.yaml) with fresh ports and stores.
-final class ProcessDeployment: @unchecked Sendable {
+final class ProcessDeployment: Sendable {
     let directory: URL
     let configPath: String
     let config: GeorepConfig
@@ -38,7 +40,10 @@ final class ProcessDeployment: @unchecked Sendable {
     let bootstrap: String
     /// The example configuration's node addresses (`127.0.0.1:8081`...) and the free ports used instead.
     let addressMap: [String: String]
-    private(set) var nodes: [String: GeorepProcess] = [:]
+    /// The node processes started so far, by name; tasks of a test start and read them concurrently.
+    private let startedNodes = Mutex<[String: GeorepProcess]>([:])
+    /// The node processes started so far, by name (the region, unless named otherwise).
+    var nodes: [String: GeorepProcess] { startedNodes.withLock { $0 } }
 
     /// - Parameters:
     ///   - stores: store locations replacing a region's SQLite file (e.g. a PostgreSQL URL).
@@ -70,7 +75,7 @@ final class ProcessDeployment: @unchecked Sendable {
         let node = try GeorepProcess(
             ["node", "--config", configPath, "--region", region, "--kafka", bootstrap, "--log-level", logLevel, "--admin"] + arguments,
             launcher: launcher, logFile: directory.appendingPathComponent("\(name).log"))
-        nodes[name] = node
+        startedNodes.withLock { $0[name] = node }
         _ = try await node.waitForLine(startingWith: "listening on")
     }
 

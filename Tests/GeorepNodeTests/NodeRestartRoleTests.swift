@@ -28,12 +28,10 @@ struct NodeRestartRoleTests {
     static func withBroker(_ body: (DevelopmentBroker, URL) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("georep-restart-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let broker = try DevelopmentBroker(brokers: 1, logger: logger())
-        defer {
-            broker.shutdown()
-            try? FileManager.default.removeItem(at: directory)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await DevelopmentBroker.with(brokers: 1, logger: logger()) { broker in
+            try await body(broker, directory)
         }
-        try await body(broker, directory)
     }
 
     @Test("an old primary restarted after a failover starts with the role its store recorded, not the configuration's")
@@ -47,7 +45,7 @@ struct NodeRestartRoleTests {
                 RegionConfigRecord(regionID: region.id, kafka: region.kafka, http: region.http.description, isPrimary: region.id == "eu-west-1",
                                    isAcceptingWrites: region.id == "eu-west-1", epoch: 2)
             })
-            try store.close()
+            try await store.close()
 
             var settings = RegionNode.Settings()
             settings.followsControlTopic = false  // as if the control topic were unreachable

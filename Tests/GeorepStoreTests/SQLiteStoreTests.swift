@@ -33,7 +33,7 @@ import Testing
         let store = try open()
         _ = try await store.apply(batch: [sourced(upsert(1, "Ann", at: 100), offset: 0), sourced(upsert(2, "Bo", at: 101), offset: 1)])
         _ = try await store.apply(batch: [SourcedEvent(ChangeEvent(origin: "eu-west-1", table: "user_profile", key: ["user_id": 2], op: .delete, hlc: HLCTimestamp(millis: 102, logical: 0), epoch: 1))])
-        try store.close()
+        try await store.close()
         try withRawDatabase(path) { db in
             #expect(try String.fetchOne(db, sql: "PRAGMA journal_mode") == "wal")
             let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'georep_%' ORDER BY name")
@@ -82,6 +82,6 @@ import Testing
         #expect(size(path) > 12_000_000, "database file \(size(path)) bytes")
         #expect(size(path + "-wal") < 6_000_000, "WAL \(size(path + "-wal")) bytes")
         #expect(try await store.snapshot(table: "user_profile").count == 8_000)
-        try store.close()
+        try await store.close()
     }
 }

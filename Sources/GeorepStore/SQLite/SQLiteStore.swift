@@ -67,13 +67,13 @@ public final class SQLiteStore: ReplicaStore {
     }
 
     /// Closes the file; the store cannot be used afterwards.
-    public func close() throws {
-        try checkpointer.stop()
+    public func close() async throws {
+        try await checkpointer.stop()
         try pool.close()
     }
 
     deinit {
-        try? checkpointer.stop()
+        checkpointer.requestStop()
     }
 
     func tableSQL(_ name: String) throws(StoreError) -> TableSQL {

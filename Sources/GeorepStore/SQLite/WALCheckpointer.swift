@@ -24,9 +24,17 @@ final class WALCheckpointer: Sendable {
     private let writer: DatabasePool
     private let restartPages: Int
     private let logger: Logger
+    /// Wakes the thread from its wait between checkpoints (only ``requestStop()`` signals it).
     private let wake = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
     private let isStopping = Atomic<Bool>(false)
+    /// The callers of ``stop()`` waiting for the thread to end, then how its end went.
+    private let ending = Mutex<Ending>(.running(waiters: []))
+
+    private enum Ending {
+        case running(waiters: [CheckedContinuation<Void, any Error>])
+        /// The thread has ended; closing its connection gave this.
+        case ended(Result<Void, any Error>)
+    }
 
     /// Starts checkpointing the database at `path`, whose writes go through `writer`.
     init(path: String, writer: DatabasePool, restartPages: Int, busyTimeoutSeconds: Double, logger: Logger) throws {
@@ -42,8 +50,20 @@ final class WALCheckpointer: Sendable {
         thread.start()
     }
 
+    /// The thread: checkpoints until asked to stop, closes its connection, then wakes the
+    /// callers of ``stop()``.
     private func run() {
-        defer { finished.signal() }
+        checkpointUntilStopped()
+        let closed = Result { try connection.close() }
+        let waiters: [CheckedContinuation<Void, any Error>] = ending.withLock { state in
+            guard case let .running(waiters) = state else { return [] }
+            state = .ended(closed)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(with: closed) }
+    }
+
+    private func checkpointUntilStopped() {
         // A checkpoint finds the database busy now and then (another connection holds a lock
         // it needs for a moment); only one that stays busy for a while is worth a warning.
         var busyInARow = 0
@@ -68,12 +88,30 @@ final class WALCheckpointer: Sendable {
         }
     }
 
-    /// Waits for the checkpoint in progress, then stops and closes the connection; before the
-    /// writer closes (its close checkpoints what is left).
-    func stop() throws {
+    /// Stops the thread after the checkpoint in progress and returns once it has closed its
+    /// connection, without blocking the calling thread meanwhile; call it before the writer
+    /// closes (its close checkpoints what is left).
+    func stop() async throws {
+        requestStop()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let ended: Result<Void, any Error>? = ending.withLock { state in
+                switch state {
+                case .running(var waiters):
+                    waiters.append(continuation)
+                    state = .running(waiters: waiters)
+                    return nil
+                case let .ended(closed):
+                    return closed
+                }
+            }
+            if let ended { continuation.resume(with: ended) }
+        }
+    }
+
+    /// Asks the thread to stop after the checkpoint in progress and to close its connection,
+    /// without waiting for it.
+    func requestStop() {
         guard !isStopping.exchange(true, ordering: .relaxed) else { return }
         wake.signal()
-        finished.wait()
-        try connection.close()
     }
 }

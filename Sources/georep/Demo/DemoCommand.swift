@@ -1,6 +1,7 @@
 import GeorepLog
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepEngine
 import GeorepModel
 import GeorepNode

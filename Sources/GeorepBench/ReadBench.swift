@@ -1,6 +1,7 @@
 import GeorepLog
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepEngine
 import GeorepModel
 import GeorepNode
@@ -50,7 +51,7 @@ struct ReadBench: AsyncParsableCommand {
         var tokens: [String] = []
         for row in 0..<rows {
             let reply = try await client.send("PUT", deployment.address("us-east-1"), NodeHTTPClient.rowPath("user_profile", "\(row)"), json: ["bio": "benchmark"])
-            guard reply.status == 200, let token = reply.token else { throw DemoError("write failed: \(reply.status) \(reply.error ?? "")") }
+            guard reply.status == 200, let token = reply.token else { throw ValidationError("write failed: \(reply.status) \(reply.error ?? "")") }
             tokens.append(token)
         }
         let reader = deployment.address("eu-west-1")
@@ -58,7 +59,7 @@ struct ReadBench: AsyncParsableCommand {
         let applier = deployment.nodes["eu-west-1"]!.engine.applier
         for token in tokens.compactMap(WriteToken.init) {
             let position = SourcePosition(topic: Topics.changes(token.region), partition: token.partition, offset: token.offset)
-            guard await applier.waitUntilApplied(past: position, timeout: .seconds(60)) else { throw DemoError("eu-west-1 did not apply \(token)") }
+            guard await applier.waitUntilApplied(past: position, timeout: .seconds(60)) else { throw ValidationError("eu-west-1 did not apply \(token)") }
         }
         var plain: [Double] = []
         var checked: [Double] = []
@@ -70,7 +71,7 @@ struct ReadBench: AsyncParsableCommand {
             let start = ContinuousClock.now
             let reply = try await client.send("GET", reader, path, headers: withToken ? ["georep-token": tokens[row]] : [:])
             let millis = (ContinuousClock.now - start).fractionalSeconds * 1000
-            guard reply.status == 200 else { throw DemoError("read failed: \(reply.status)") }
+            guard reply.status == 200 else { throw ValidationError("read failed: \(reply.status)") }
             if withToken {
                 checked.append(millis)
                 if reply.servedBy != "local" { notLocal += 1 }

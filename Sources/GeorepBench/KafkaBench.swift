@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepKafka
 import Logging
 
@@ -53,8 +54,13 @@ struct KafkaBench: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try common.bootstrapLogging(label: "georep.bench")
-        let broker = try DevelopmentBroker(brokers: 1, logger: logger)
-        defer { broker.shutdown() }
+        try await DevelopmentBroker.with(brokers: 1, logger: logger) { broker in
+            try await measure(broker: broker, logger: logger)
+        }
+    }
+
+    /// The benchmark on `broker`.
+    private func measure(broker: DevelopmentBroker, logger: Logger) async throws {
         let value = String(repeating: "x", count: size)
         print("georep bench kafka: \(records) records of \(size) bytes, \(partitions) partitions, \(rounds) rounds, development broker \(broker.bootstrapServers), librdkafka \(Librdkafka.version)")
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("georep-bench-\(getpid()).txt")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GeorepCommandSupport
 import Logging
 
 /// `georep bench` without a subcommand: `bench apply` then `bench lag`, with defaults that a

@@ -1,6 +1,7 @@
 import GeorepLog
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepEngine
 import GeorepKafka
 import GeorepModel
@@ -12,7 +13,7 @@ import Synchronization
 /// `georep bench apply`: end-to-end apply throughput, from one region's change topic into
 /// another region's SQLite store through the real ``Applier``, next to its two limits measured
 /// in the same run: kcat reading the same topic, and a plain SQLite loop doing the same upserts.
-struct ApplyBench: AsyncParsableCommand {
+struct ApplyBench: AsyncParsableCommand, BrokerBenchmark {
     static let configuration = CommandConfiguration(
         commandName: "apply",
         abstract: "Apply throughput (change topic → SQLite store through the Applier) next to kcat and a plain SQLite loop.",
@@ -79,14 +80,10 @@ struct ApplyBench: AsyncParsableCommand {
         try await measure(logger: logger)
     }
 
-    /// Runs the benchmark and prints its figures; `georep bench` calls it too.
-    func measure(logger: Logger) async throws {
+    /// Produces the workload to `broker` and times its three paths, the stores in `directory`.
+    func measure(broker: DevelopmentBroker, directory: URL, logger: Logger) async throws {
         let origin = "us-east-1"
         let target = "eu-west-1"
-        let directory = try BenchDeployment.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let broker = try DevelopmentBroker(brokers: 1, logger: logger)
-        defer { broker.shutdown() }
         let config = BenchDeployment.config(regions: [origin, target], kafka: broker.bootstrapServers, directory: directory, partitions: partitions)
         for region in [origin, target] { try broker.createTopic(Topics.changes(region), partitions: partitions) }
         try broker.createTopic(Topics.deadLetters(target), partitions: 1)

@@ -1,6 +1,7 @@
 import GeorepLog
 import ArgumentParser
 import Foundation
+import GeorepCommandSupport
 import GeorepEngine
 import GeorepKafka
 import GeorepModel
@@ -17,7 +18,7 @@ import Synchronization
 /// the moment that region's Applier reported the event's offset applied: the benchmark waits
 /// on the Applier's progress waiters (resumed after each committed batch, no polling) and
 /// notes the wall clock when a partition's applied offset advances.
-struct LagBench: AsyncParsableCommand {
+struct LagBench: AsyncParsableCommand, BrokerBenchmark {
     static let configuration = CommandConfiguration(
         commandName: "lag",
         abstract: "Replication lag percentiles between three regions writing at a steady rate.",
@@ -70,12 +71,8 @@ struct LagBench: AsyncParsableCommand {
         try await measure(logger: logger)
     }
 
-    /// Runs the benchmark and prints its figures; `georep bench` calls it too.
-    func measure(logger: Logger) async throws {
-        let directory = try BenchDeployment.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let broker = try DevelopmentBroker(brokers: 1, logger: logger)
-        defer { broker.shutdown() }
+    /// Runs the three regions on `broker`, their stores in `directory`, and measures their lag.
+    func measure(broker: DevelopmentBroker, directory: URL, logger: Logger) async throws {
         for region in Self.regions {
             try broker.createTopic(Topics.changes(region), partitions: partitions)
             try broker.createTopic(Topics.pinned(region), partitions: partitions)
@@ -137,7 +134,7 @@ struct LagBench: AsyncParsableCommand {
         for node in nodes {
             snapshots.append(try await node.store.snapshot(table: BenchDeployment.table))
             conflicts += try await node.store.conflictCount()
-            try node.store.close()
+            try await node.store.close()
         }
 
         // Report.

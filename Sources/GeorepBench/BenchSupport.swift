@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import GeorepKafka
 import GeorepModel
+import Logging
 
 /// The deployment the end-to-end benchmarks run: regions on one development broker, each
 /// with an SQLite store in `directory`, and the `user_profile` LWW table of
@@ -104,3 +106,20 @@ func runProcess(_ executable: String, _ arguments: [String]) throws {
     }
 }
 
+
+/// A benchmark that runs on a development broker of its own, its stores in a temporary directory.
+protocol BrokerBenchmark {
+    /// Runs the benchmark on `broker`, its stores in `directory`, and prints its figures.
+    func measure(broker: DevelopmentBroker, directory: URL, logger: Logger) async throws
+}
+
+extension BrokerBenchmark {
+    /// Runs the benchmark on a new development broker and prints its figures; `georep bench` calls it too.
+    func measure(logger: Logger) async throws {
+        let directory = try BenchDeployment.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await DevelopmentBroker.with(brokers: 1, logger: logger) { broker in
+            try await measure(broker: broker, directory: directory, logger: logger)
+        }
+    }
+}
