@@ -1,4 +1,5 @@
-/// The record header names of SPEC §2 and of dead letters.
+/// The record header names of change events (`docs/events-and-topics.md#the-record`) and of dead
+/// letters (`docs/events-and-topics.md#dead-letters`).
 public enum GeorepHeader {
     /// `georep-hlc`: the event's HLC timestamp, decimal.
     public static let hlc = "georep-hlc"

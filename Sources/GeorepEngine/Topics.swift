@@ -1,8 +1,8 @@
 public import GeorepLog
-public import GeorepKafka
+import GeorepKafka
 public import GeorepModel
 
-/// The Kafka names of SPEC §2, in one place.
+/// The Kafka topic and consumer group names (`docs/events-and-topics.md#topics`), in one place.
 public enum Topics {
     /// `georep.<region>.changes`: the change topic (write-ahead log) of `region`.
     public static func changes(_ region: String) -> String { "georep.\(region).changes" }

@@ -1,5 +1,6 @@
 /// The read-your-writes token of an acknowledged write: `<origin region>:<partition>:<offset>`
-/// (SPEC §5), the position of the write's event in its region's log.
+/// (`docs/http-api.md#read-your-writes-tokens`), the position of the write's event in its
+/// region's log.
 public struct WriteToken: Hashable, Sendable, LosslessStringConvertible {
     /// The origin region.
     public var region: String

@@ -5,9 +5,10 @@ import GeorepKafka
 import GeorepModel
 import Synchronization
 
-/// The "wrote recently" flag of sticky reads (SPEC §5): for a while after a user's write, that
-/// user's reads at this node go to the region that published the write (the primary, or the
-/// origin region), as web stacks route reads to the primary after a write.
+/// The "wrote recently" flag of sticky reads (`docs/http-api.md#sticky-reads`): for a while
+/// after a user's write, that user's reads at this node go to the region that published the
+/// write (the primary, or the origin region), as web stacks route reads to the primary after
+/// a write.
 final class StickyUsers: Sendable {
     private let window: Duration
     private let entries = Mutex<[String: (region: String, until: ContinuousClock.Instant)]>([:])

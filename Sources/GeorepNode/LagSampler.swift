@@ -43,7 +43,8 @@ public struct SourceLag: Sendable, Hashable {
     public var lastLSN: Int64 { partitions.reduce(0) { $0 + $1.applied } }
 }
 
-/// Samples the replication lag of a region node behind every source region (SPEC §4, §6).
+/// Samples the replication lag of a region node behind every source region
+/// (`docs/operations.md#lag`).
 ///
 /// Every `interval` it asks each source cluster for the end offsets of the source change topics
 /// (one ListOffsets round trip per broker) and compares them with the applier's applied offsets.

@@ -9,7 +9,7 @@ public import Logging
 /// regions' nodes on SQLite files, each with its HTTP API on a free loopback port. `georep demo`,
 /// benchmarks and tests run on it.
 public final class LocalDeployment: Sendable {
-    /// The regions, as in the spec's examples.
+    /// The regions, as in the example configuration `schemas/examples/georep.yaml`.
     public static let regions = ["us-east-1", "eu-west-1", "ap-southeast-1"]
 
     /// Where the configuration and the stores are.

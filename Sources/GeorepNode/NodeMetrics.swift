@@ -6,8 +6,9 @@ import class Prometheus.PrometheusCollectorRegistry
 import struct Prometheus.PrometheusMetricsFactory
 import Synchronization
 
-/// The metrics of one region node (SPEC §6), recorded through swift-metrics into a registry of
-/// the node's own, so that several nodes in one process (`georep demo`, tests) keep apart.
+/// The metrics of one region node (`docs/http-api.md#get-metrics`), recorded through
+/// swift-metrics into a registry of the node's own, so that several nodes in one process
+/// (`georep demo`, tests) keep apart.
 ///
 /// Counters that mirror the applier's progress are advanced from it by ``refresh(progress:conflicts:)``,
 /// which the lag sampler calls periodically and `GET /metrics` calls before rendering, so a scrape

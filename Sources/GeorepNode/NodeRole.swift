@@ -1,6 +1,6 @@
 public import GeorepModel
 
-/// Who takes writes: the topology's view as this node knows it (SPEC §5).
+/// Who takes writes: the topology's view as this node knows it (`docs/operations.md#topologies`).
 ///
 /// In `active-active` every region accepts writes and there is no primary. In `single-primary`
 /// only the primary's node publishes; the others forward writes to it. A failover

@@ -34,7 +34,7 @@ public final class RegionNode: Sendable {
         /// The largest request body accepted.
         public var maxBodyBytes = 1 << 20
         /// How long a read carrying tokens waits for the applier before it is served by the
-        /// tokens' origin region (SPEC §5).
+        /// tokens' origin region (`docs/http-api.md#read-your-writes-tokens`).
         public var readYourWritesWait: Duration = .seconds(1)
         /// Sticky reads: for this long after a write by a user (request header `georep-user`),
         /// the user's reads at this node go to the region that published the write; nil: off.

@@ -27,6 +27,15 @@ import Testing
             columns: {cart_id: text, shop: integer, items: gset, saved: orset, views: counter, note: text, extra: json, price: real, gift: boolean}
         """
 
+    @Test("a store location names a PostgreSQL server without its password: it goes into errors and logs")
+    func storeLocationHidesPassword() {
+        let location = StoreLocation.postgres(url: "postgres://georep:s3cret@db.example:5432/georep?sslmode=require")
+        #expect(!location.description.contains("s3cret"))
+        #expect(location.description == "postgres://georep:***@db.example:5432/georep?sslmode=require")
+        #expect(StoreLocation.postgres(url: "postgresql://georep@db.example/georep").description == "postgresql://georep@db.example/georep")
+        #expect(StoreLocation.sqlite(path: "data/a.sqlite").description == "sqlite:data/a.sqlite")
+    }
+
     @Test func parsesEverySection() throws {
         let config = try GeorepConfig.parse(yaml: Self.valid)
         #expect(config.topology == .singlePrimary)

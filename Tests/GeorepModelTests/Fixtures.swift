@@ -10,7 +10,7 @@ enum Fixtures {
     /// `schemas/examples`.
     static let examplesDirectory = repositoryRoot.appendingPathComponent("schemas/examples")
 
-    /// The SPEC §7 configuration of `schemas/examples/georep.yaml`.
+    /// The example configuration `schemas/examples/georep.yaml` (`docs/configuration.md#the-file`).
     static let specConfig: GeorepConfig = {
         do {
             return try GeorepConfig.load(path: examplesDirectory.appendingPathComponent("georep.yaml").path)
@@ -30,7 +30,7 @@ enum Fixtures {
             ColumnSchema(name: "hits", type: .counter),
         ])
 
-    /// The SPEC configuration plus `ledger`.
+    /// The example configuration plus `ledger`.
     static let config: GeorepConfig = {
         var config = specConfig
         config.tables.append(ledger)

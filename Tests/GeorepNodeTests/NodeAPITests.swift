@@ -88,7 +88,7 @@ final class InProcessNode: Sendable {
 
 @Suite("node HTTP API")
 struct NodeAPITests {
-    @Test("writes return a token and reads return the merged row; every operation of the spec works")
+    @Test("writes return a token and reads return the merged row; every write operation works")
     func operations() async throws {
         try await InProcessNode.with { node in
             let put = try await node.send("PUT", "/v1/tables/user_profile/rows/42", json: ["display_name": "Ann", "bio": "hello"])
@@ -189,7 +189,7 @@ struct NodeAPITests {
         }
     }
 
-    @Test("GET /metrics is Prometheus text with the spec's metric names")
+    @Test("GET /metrics is Prometheus text with the documented metric names")
     func metrics() async throws {
         try await InProcessNode.with { node in
             #expect(try await node.send("PUT", "/v1/tables/user_profile/rows/5", json: ["bio": "x"]).status == 200)

@@ -18,8 +18,8 @@ enum StoreFixtures {
 
         """
 
-    /// The SPEC §7 configuration of `schemas/examples/georep.yaml` (whose last section is
-    /// `tables`) plus `ledger`.
+    /// The example configuration `schemas/examples/georep.yaml` (`docs/configuration.md#the-file`;
+    /// its last section is `tables`) plus `ledger`.
     static let config: GeorepConfig = {
         do {
             let example = try String(contentsOf: repositoryRoot.appendingPathComponent("schemas/examples/georep.yaml"), encoding: .utf8)

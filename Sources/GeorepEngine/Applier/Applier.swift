@@ -6,7 +6,7 @@ public import GeorepStore
 public import Logging
 import Synchronization
 
-/// Applies every region's change events to one region's store (SPEC §1).
+/// Applies every region's change events to one region's store (`docs/operations.md#guarantees`).
 ///
 /// ``run()`` consumes `georep.<R>.changes` of every configured region R (and this region's
 /// `georep.<region>.pinned`), each from its region's own Kafka cluster with one consumer per
@@ -182,6 +182,7 @@ public final class Applier: Sendable {
             logger.info("applier started", metadata: ["region": .string(region), "source": "\(settings.source)", "partitions": "\(partitionsByCluster.values.map(\.count).reduce(0, +))"])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await self.publishLapsedDeadLetters(deadLetters) }
+                if settings.sharesPartitions { group.addTask { await self.refreshPositions() } }
                 try await withThrowingTaskGroup(of: Void.self) { consuming in
                     for (consumer, partitions) in consumers {
                         consuming.addTask { try await self.consume(consumer, partitions: partitions, deadLetters: deadLetters) }
@@ -234,31 +235,35 @@ public final class Applier: Sendable {
         return try KafkaConsumer(configuration: configuration, logger: logger, rebalance: rebalance)
     }
 
-    /// Where partitions the group gives this process start: at the store's positions, which
-    /// another process of the region may have advanced (the store, not the group's committed
-    /// offsets, is the truth); a partition without a position starts at the log's beginning.
+    /// Where partitions the group gives this process start: at the positions of the store as
+    /// this applier last knew them (``progress``: read at start, after each batch, and every
+    /// ``positionRefreshInterval`` while sharing partitions); a partition without one starts at
+    /// the log's beginning.
     ///
-    /// Runs on the consumer's polling thread, which may block: it waits for the store.
+    /// Runs on the consumer's polling thread inside a rebalance, so it only reads memory. A
+    /// position another process advanced since the last refresh is behind the store's: the
+    /// events between are consumed again and the store skips them (it never applies an event
+    /// below its position), so starting early costs a replay, never a lost or doubled event.
     private func startPositions(of partitions: [TopicPartition]) -> [TopicPartition: KafkaOffset] {
-        let stored = BlockingResult<[TopicPartition: Int64]>()
-        let store = store
-        Task { stored.set(try? await store.positions()) }
-        guard let positions = stored.wait() else {
-            logger.error("cannot read the store's positions for newly assigned partitions; starting them at the group's committed offsets")
-            return [:]
-        }
-        var starts: [TopicPartition: KafkaOffset] = [:]
-        var applied: [TopicPartition: Int64] = [:]
-        for partition in partitions {
-            let source = TopicPartition(topic: partition.topic, partition: partition.partition)
-            starts[partition] = positions[source].map { KafkaOffset($0) } ?? .beginning
-            applied[source] = positions[source] ?? 0
-        }
-        waiters.update { progress in
-            for (source, next) in applied { progress.appliedOffsets[source] = max(progress.appliedOffsets[source] ?? 0, next) }
-        }
+        let known = progress.appliedOffsets
+        let starts = Dictionary(uniqueKeysWithValues: partitions.map { ($0, known[$0].map { KafkaOffset($0) } ?? .beginning) })
         logger.info("applying partitions given by the group from the store's positions", metadata: ["partitions": "\(starts.count)"])
         return starts
+    }
+
+    /// How often an applier sharing its region's partitions reads the store's positions, which
+    /// the region's other processes advance: where a partition the group moves here starts.
+    static let positionRefreshInterval = Duration.seconds(1)
+
+    /// Every ``positionRefreshInterval``, merges the store's positions into ``progress``.
+    /// Returns when cancelled.
+    private func refreshPositions() async {
+        while (try? await Task.sleep(for: Self.positionRefreshInterval)) != nil {
+            guard let stored = try? await store.positions() else { continue }
+            waiters.update { progress in
+                progress.appliedOffsets.merge(stored, uniquingKeysWith: max)
+            }
+        }
     }
 
     private var shouldStop: Bool { Task.isCancelled || isStopping.load(ordering: .relaxed) }

@@ -1,9 +1,10 @@
 public import GeorepLog
-public import GeorepModel
+import GeorepModel
 
-/// Where a failover fenced an old primary (SPEC §5): events of its topic with an older epoch
-/// than ``epoch``, at or past ``offsets`` of their partition, were written after it was
-/// replaced and are refused by every applier (to the dead-letter topic, not lost).
+/// Where a failover fenced an old primary (`docs/operations.md#fencing-and-epochs`): events
+/// of its topic with an older epoch than ``epoch``, at or past ``offsets`` of their partition,
+/// were written after it was replaced and are refused by every applier (to the dead-letter
+/// topic, not lost).
 public struct FencePoint: Sendable, Hashable, CustomStringConvertible {
     /// The epoch of the promotion that set the fence.
     public var epoch: UInt64

@@ -1,5 +1,5 @@
 public import GeorepLog
-public import GeorepModel
+import GeorepModel
 import GeorepStore
 
 /// How a writer learns that its region's store holds an event of the region's own log.

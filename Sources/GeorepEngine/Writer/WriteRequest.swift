@@ -1,7 +1,7 @@
 public import GeorepLog
 public import GeorepModel
 
-/// A write a client asks a region's node for: one operation on one row (SPEC §6).
+/// A write a client asks a region's node for: one operation on one row (`docs/http-api.md#writes`).
 public struct WriteRequest: Sendable, Hashable {
     /// What to do to the row.
     public enum Operation: Sendable, Hashable {

@@ -6,7 +6,8 @@ import GeorepStore
 import Logging
 import Synchronization
 
-/// Turns client requests into change events of one region and publishes them (SPEC §1, §5).
+/// Turns client requests into change events of one region and publishes them
+/// (`docs/operations.md#guarantees`, `docs/operations.md#fencing-and-epochs`).
 ///
 /// For each request the writer builds the event from the row's local state with a fresh HLC
 /// of the node's clock and its epoch, publishes it to the region's topic (key

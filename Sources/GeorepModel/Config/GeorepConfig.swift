@@ -26,12 +26,22 @@ public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The configuration form (a PostgreSQL URL may hold a password: keep it out of logs).
+    /// The configuration form, a PostgreSQL URL's password replaced by `***`: what errors and
+    /// logs may show.
     public var description: String {
         switch self {
         case let .sqlite(path): "sqlite:\(path)"
-        case let .postgres(url): url
+        case let .postgres(url): Self.hidingPassword(url)
         }
+    }
+
+    /// `url` with the password of its `user:password@` part replaced by `***`.
+    static func hidingPassword(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex { "/?#".contains($0) } ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return url }
+        return String(url[..<rest.index(after: colon)]) + "***" + String(url[at...])
     }
 }
 
@@ -85,7 +95,7 @@ public struct RegionConfig: Sendable, Hashable {
     }
 }
 
-/// The whole configuration file (SPEC §7).
+/// The whole configuration file (`docs/configuration.md`).
 public struct GeorepConfig: Sendable, Hashable {
     /// Default number of partitions of each change topic.
     public static let defaultPartitions = 6

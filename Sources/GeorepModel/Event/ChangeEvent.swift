@@ -33,7 +33,8 @@ public struct CounterTotals: Hashable, Sendable, Codable {
     var jsonValue: JSONValue { .object(["p": .int(p), "n": .int(n)]) }
 }
 
-/// One replicated change: the record format of the region change topics (SPEC §2, `schemas/`).
+/// One replicated change: the record format of the region change topics
+/// (`docs/events-and-topics.md#change-events`, `schemas/change-event.schema.json`).
 ///
 /// Any producer may write it; `ChangeEventCodec` decodes and validates it against the configuration.
 public struct ChangeEvent: Hashable, Sendable {

@@ -2,9 +2,10 @@ public import Foundation
 public import GeorepEngine
 public import GeorepModel
 
-/// One RegionConfig record of the control topic `georep.control` (SPEC §2, §5), keyed by its
-/// region id: that region's role at an epoch, its endpoints, and on a promotion the fence point
-/// of the old primary. The value is JSON:
+/// One RegionConfig record of the control topic `georep.control`
+/// (`docs/events-and-topics.md#control-records`), keyed by its region id: that region's role at
+/// an epoch, its endpoints, and on a promotion the fence point of the old primary. The value
+/// is JSON:
 ///
 /// ```json
 /// {"region": "eu-west-1", "is_primary": true, "is_accepting_writes": true, "epoch": 2,

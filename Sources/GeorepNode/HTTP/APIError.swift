@@ -46,8 +46,9 @@ struct APIError: Error, CustomStringConvertible {
     }
 }
 
-/// Turns every error into the JSON error body of the spec, including the router's own (an
-/// unknown path or method) and unexpected ones (logged, answered 500 without internals).
+/// Turns every error into the JSON error body (`docs/http-api.md#errors`), including the
+/// router's own (an unknown path or method) and unexpected ones (logged, answered 500 without
+/// internals).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {

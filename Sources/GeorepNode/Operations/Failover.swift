@@ -6,7 +6,7 @@ public import GeorepModel
 public import Logging
 import Synchronization
 
-/// Promotes a region to primary (SPEC §5, `georep failover`).
+/// Promotes a region to primary (`georep failover`, `docs/operations.md#failover`).
 ///
 /// Planned switchover, when the old primary's node answers: a control record tells it to stop
 /// taking writes, and once it confirms and its topic's end offsets stop moving, those offsets

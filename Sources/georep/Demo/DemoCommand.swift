@@ -7,7 +7,7 @@ import GeorepModel
 import GeorepNode
 import Logging
 
-/// `georep demo`: the main job on embedded defaults (SPEC §6).
+/// `georep demo`: the main job on embedded defaults (`README.md#on-a-fresh-debian-machine`).
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
