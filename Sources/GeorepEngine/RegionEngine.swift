@@ -131,18 +131,34 @@ public final class RegionEngine: Sendable {
         }
     }
 
-    /// Runs the appliers until ``stop()`` (or cancellation); each finishes its batch first.
+    /// The appliers: the replicated rows', then the directory's when it is followed.
+    public var appliers: [Applier] { [applier] + (directoryApplier.map { [$0] } ?? []) }
+
+    /// Runs the appliers until ``stop()`` (or cancellation). When one returns or fails, the
+    /// others are asked to stop and finish their batches.
     ///
-    /// - Throws: the ``ApplierError`` of the first applier that fails (the others are stopped).
+    /// - Throws: the first ``ApplierError`` of an applier.
     public func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for applier in [applier] + (directoryApplier.map { [$0] } ?? []) {
-                group.addTask { try await applier.run() }
+        var failure: (any Error)?
+        await withTaskGroup(of: (any Error)?.self) { group in
+            for applier in appliers {
+                group.addTask {
+                    do {
+                        try await applier.run()
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
             }
-            defer { stop() }
-            // One applier returning (stopped or failed) stops the others.
-            try await group.next()
+            var isFirst = true
+            for await outcome in group {
+                if isFirst { stop() }
+                isFirst = false
+                if failure == nil { failure = outcome }
+            }
         }
+        if let failure { throw failure }
     }
 
     /// Asks ``run()`` to return after the batches in progress.

@@ -154,7 +154,11 @@ public final class RegionNode: Sendable {
                 await engine.close()
                 try await peers.shutdown()
             }),
-            .init(service: EngineService(engine: engine), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+        ] + engine.appliers.map { applier in
+            // Each applier its own service: one that fails shuts the node down in order while
+            // the other finishes its batch and keeps serving the requests being drained.
+            .init(service: ApplierService(applier: applier), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        } + [
             .init(service: SamplerService(sampler: sampler)),
             .init(service: ControlReaderService(reader: controlReader, isEnabled: settings.followsControlTopic)),
             .init(service: ClockMonitorService(monitor: clockMonitor)),
@@ -272,15 +276,15 @@ public enum NodeError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Runs the engine's appliers; a graceful shutdown lets them finish their batches.
-private struct EngineService: Service {
-    let engine: RegionEngine
+/// Runs an applier; a graceful shutdown lets it finish its batch.
+private struct ApplierService: Service {
+    let applier: Applier
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await engine.run()
+            try await applier.run()
         } onGracefulShutdown: {
-            engine.stop()
+            applier.stop()
         }
     }
 }

@@ -116,11 +116,11 @@ struct ConcurrencyPrimitivesTests {
         #expect(!state.isPaused(at: now))
 
         let pause = PauseSwitch()
-        await pause.waitForChange()  // not paused: returns at once
+        await pause.waitForChange(since: pause.wakeMark)  // not paused: returns at once
         pause.pause(for: nil)
         let resumed = Atomic(false)
         let waiter = Task {
-            while pause.isPaused { await pause.waitForChange() }
+            while pause.isPaused { await pause.waitForChange(since: pause.wakeMark) }
             resumed.store(true, ordering: .relaxed)
         }
         try? await Task.sleep(for: .milliseconds(50))
@@ -134,15 +134,23 @@ struct ConcurrencyPrimitivesTests {
         // A timed pause wakes its waiters when it ends.
         pause.pause(for: .milliseconds(30))
         let start = ContinuousClock.now
-        while pause.isPaused { await pause.waitForChange() }
+        while pause.isPaused { await pause.waitForChange(since: pause.wakeMark) }
         #expect(ContinuousClock.now - start >= .milliseconds(25))
 
         // wakeAll lets a stopping applier see its stop while still paused.
         pause.pause(for: nil)
-        let woken = Task { await pause.waitForChange() }
+        let mark = pause.wakeMark
+        let woken = Task { await pause.waitForChange(since: mark) }
         try? await Task.sleep(for: .milliseconds(20))
         pause.wakeAll()
         await woken.value
+        #expect(pause.isPaused)
+
+        // A wake between taking the mark and waiting (a stop racing the applier's check) is
+        // not missed: the wait returns at once.
+        let before = pause.wakeMark
+        pause.wakeAll()
+        await pause.waitForChange(since: before)
         #expect(pause.isPaused)
     }
 

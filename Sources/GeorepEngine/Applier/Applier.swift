@@ -58,12 +58,13 @@ public final class Applier: Sendable {
         /// also how often it looks for letters whose claimer failed or stopped (another process
         /// sharing the store, or an earlier run of this one) and publishes them.
         public var deadLetterLease: Duration = .seconds(30)
-        /// The fence points to enforce; nil for none.
+        /// The fence points to enforce; nil for none. A ``RegionEngine`` sets its own.
         public var fences: FenceRegistry?
-        /// The operator's pause; nil for none.
+        /// The operator's pause; nil for none. A ``RegionEngine`` sets its own.
         public var pause: PauseSwitch?
         /// Shared with the node's ``Writer``: the region's events it applied locally are only
-        /// recorded as applied, not merged again. Nil: every event is merged.
+        /// recorded as applied, not merged again. Nil: every event is merged. A ``RegionEngine``
+        /// sets its own.
         public var localApplyLedger: LocalApplyLedger?
 
         /// The defaults.
@@ -243,7 +244,8 @@ public final class Applier: Sendable {
     /// Runs on the consumer's polling thread inside a rebalance, so it only reads memory. A
     /// position another process advanced since the last refresh is behind the store's: the
     /// events between are consumed again and the store skips them (it never applies an event
-    /// below its position), so starting early costs a replay, never a lost or doubled event.
+    /// below its position), so no row changes twice; a record refused before the store (an
+    /// undecodable or fenced one) in that stretch is dead-lettered again, as after a crash.
     private func startPositions(of partitions: [TopicPartition]) -> [TopicPartition: KafkaOffset] {
         let known = progress.appliedOffsets
         let starts = Dictionary(uniqueKeysWithValues: partitions.map { ($0, known[$0].map { KafkaOffset($0) } ?? .beginning) })
@@ -259,10 +261,17 @@ public final class Applier: Sendable {
     /// Returns when cancelled.
     private func refreshPositions() async {
         while (try? await Task.sleep(for: Self.positionRefreshInterval)) != nil {
-            guard let stored = try? await store.positions() else { continue }
-            waiters.update { progress in
-                progress.appliedOffsets.merge(stored, uniquingKeysWith: max)
-            }
+            await mergeStoredPositions()
+        }
+    }
+
+    /// Merges the store's positions into ``progress``.
+    private func mergeStoredPositions() async {
+        do {
+            let stored = try await store.positions()
+            waiters.update { $0.appliedOffsets.merge(stored, uniquingKeysWith: max) }
+        } catch {
+            logger.warning("cannot read the store's positions, which the region's other processes advance: \(error)")
         }
     }
 
@@ -271,7 +280,12 @@ public final class Applier: Sendable {
     /// Returns once the operator's pause is off, or the applier is stopping.
     private func waitWhilePaused() async {
         guard let pause = settings.pause else { return }
-        while pause.isPaused, !shouldStop { await pause.waitForChange() }
+        while true {
+            // The mark first: a stop between the check and the wait wakes the wait.
+            let mark = pause.wakeMark
+            guard pause.isPaused, !shouldStop else { return }
+            await pause.waitForChange(since: mark)
+        }
     }
 
     /// The loop of one consumer: poll, decode, apply, repeat until stopped.
@@ -413,6 +427,9 @@ public final class Applier: Sendable {
     /// below the log start, reports the lost ranges loudly, and resumes them from the log start.
     private func reportLostEvents(_ consumer: KafkaConsumer, partitions: [TopicPartition], error: KafkaError) async {
         waiters.update { $0.lostEventReports += 1 }
+        // Sharing partitions, a partition may have started from a position older than the
+        // store's (see startPositions): the store's own position decides what is lost.
+        if settings.sharesPartitions { await mergeStoredPositions() }
         let applied = progress.appliedOffsets
         var lost: [LostRange] = []
         for partition in partitions {

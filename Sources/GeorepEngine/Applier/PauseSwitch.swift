@@ -34,11 +34,15 @@ public final class PauseSwitch: Sendable {
         state.update { $0.wakes += 1 }
     }
 
-    /// Returns at once when not paused; else once the switch changes, a timed pause ends,
-    /// ``wakeAll()`` is called or the task is cancelled. The caller checks again.
-    func waitForChange() async {
-        let wakes = state.value.wakes
-        try? await state.wait { !$0.isPaused(at: .now) || $0.wakes != wakes }
+    /// A mark of the waiters' wakes so far, to take before checking what a wait is for (see
+    /// ``waitForChange(since:)``).
+    var wakeMark: Int { state.value.wakes }
+
+    /// Returns once the switch is not paused, or the waiters were woken since `mark` (taken
+    /// with ``wakeMark`` before the caller checked its own reason to stop), or the task is
+    /// cancelled. A wake between the mark and the wait is not missed.
+    func waitForChange(since mark: Int) async {
+        try? await state.wait { !$0.isPaused(at: .now) || $0.wakes != mark }
     }
 }
 
