@@ -106,5 +106,4 @@ struct RowsController: Sendable {
         }
         return jsonResponse(.object(row), headers: headers)
     }
-
 }
